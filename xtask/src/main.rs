@@ -98,7 +98,14 @@ fn test(root: &Path) -> Result<()> {
     let python = pyenv(root)?;
     step("tests", || {
         run(cargo(root)
-            .args(["test", "--workspace", "--locked", "--all-targets"])
+            .args([
+                "test",
+                "--workspace",
+                "--locked",
+                "--lib",
+                "--bins",
+                "--tests",
+            ])
             .env("TENANTLINK_PYTHON", &python))?;
         // Doc tests (the READMEs' examples) are not part of --all-targets.
         run(cargo(root)
