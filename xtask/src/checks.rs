@@ -198,6 +198,9 @@ fn migration_name_ok(name: &str) -> bool {
 /// printed. With no copy at all, advisories are reported as not checked.
 pub(crate) fn deny(root: &Path) -> Result<()> {
     ensure_cargo_deny(root)?;
+    // cargo-deny reads the graph of every target platform; fetch it all first (crates.io is
+    // reachable) so the checks themselves can run offline.
+    run(cargo(root).args(["fetch", "--locked"]))?;
     run(cargo(root).args(["deny", "--offline", "check", "bans", "licenses", "sources"]))?;
     let fetched = cargo(root)
         .args(["deny", "fetch", "db"])

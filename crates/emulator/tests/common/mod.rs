@@ -1,0 +1,58 @@
+//! Shared test harness: an emulator on random 127.0.0.1 ports and an HTTPS client that
+//! trusts its CA (and nothing else).
+
+#![allow(
+    dead_code,
+    unreachable_pub,
+    reason = "each test binary uses part of the harness"
+)]
+
+use serde_json::Value;
+use tenantlink_emulator::{Emulator, EmulatorConfig};
+
+/// A running emulator and a client that trusts it.
+pub struct Harness {
+    pub emulator: Emulator,
+    pub client: reqwest::Client,
+}
+
+impl Harness {
+    /// Starts an emulator with the default test configuration (two small tenants).
+    pub fn start() -> Self {
+        Self::with(EmulatorConfig::default())
+    }
+
+    /// Starts an emulator with a given configuration.
+    pub fn with(config: EmulatorConfig) -> Self {
+        let emulator = Emulator::start(config).expect("the emulator starts");
+        let ca = reqwest::Certificate::from_pem(emulator.ca_pem().as_bytes()).expect("CA PEM");
+        let client = reqwest::Client::builder()
+            .add_root_certificate(ca)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Self { emulator, client }
+    }
+
+    /// `https://127.0.0.1:port` + path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.emulator.https_url())
+    }
+
+    /// The first seeded tenant's id.
+    pub fn tenant(&self) -> &str {
+        &self.emulator.tenants()[0].tenant_id
+    }
+
+    /// The ground truth of a tenant from the control API.
+    pub async fn state(&self, tenant: &str) -> Value {
+        let res = self
+            .client
+            .get(self.url(&format!("/_emulator/tenants/{tenant}/state")))
+            .send()
+            .await
+            .expect("state");
+        assert!(res.status().is_success());
+        res.json().await.expect("state JSON")
+    }
+}
