@@ -125,6 +125,89 @@ impl Signer {
     }
 }
 
+/// What goes into an access token.
+#[derive(Debug, Clone)]
+pub(crate) struct AccessTokenSpec {
+    /// The emulator's HTTPS base URL (the issuer is `{base}/{tenant}/v2.0`).
+    pub(crate) issuer_base: String,
+    /// Tenant id (`tid`).
+    pub(crate) tenant_id: String,
+    /// Client id (`appid`, `azp`).
+    pub(crate) client_id: String,
+    /// Audience: the resource (`https://graph.microsoft.com`, ...).
+    pub(crate) audience: String,
+    /// Application permissions (`roles`), for app tokens.
+    pub(crate) roles: Vec<String>,
+    /// Delegated scopes (`scp`), for user tokens.
+    pub(crate) scopes: Vec<String>,
+    /// The signed-in user (object id, userPrincipalName, display name), for user tokens.
+    pub(crate) user: Option<(String, String, String)>,
+    /// Lifetime from now.
+    pub(crate) lifetime: std::time::Duration,
+    /// Shift of `iat`/`nbf`/`exp` (negative to mint an already expired token in tests).
+    pub(crate) skew_secs: i64,
+}
+
+/// Signs an access token as Entra ID shapes them and returns it with its lifetime in seconds.
+pub(crate) fn issue_access_token(signer: &Signer, spec: &AccessTokenSpec) -> (String, u64) {
+    let now = chrono::Utc::now().timestamp() + spec.skew_secs;
+    let lifetime = i64::try_from(spec.lifetime.as_secs()).unwrap_or(3600);
+    let sp_oid = derived_guid(&format!("sp:{}:{}", spec.tenant_id, spec.client_id));
+    let mut c = Map::new();
+    c.insert("aud".into(), json!(spec.audience));
+    c.insert(
+        "iss".into(),
+        json!(format!("{}/{}/v2.0", spec.issuer_base, spec.tenant_id)),
+    );
+    c.insert("iat".into(), json!(now));
+    c.insert("nbf".into(), json!(now));
+    c.insert("exp".into(), json!(now + lifetime));
+    c.insert("tid".into(), json!(spec.tenant_id));
+    c.insert("appid".into(), json!(spec.client_id));
+    c.insert("azp".into(), json!(spec.client_id));
+    c.insert("appidacr".into(), json!("1"));
+    c.insert("azpacr".into(), json!("1"));
+    c.insert(
+        "idtyp".into(),
+        json!(if spec.user.is_some() { "user" } else { "app" }),
+    );
+    c.insert("ver".into(), json!("2.0"));
+    c.insert("uti".into(), json!(crate::rng::random_token(16)));
+    match &spec.user {
+        Some((oid, upn, name)) => {
+            c.insert("oid".into(), json!(oid));
+            c.insert(
+                "sub".into(),
+                json!(derived_guid(&format!("sub:{oid}:{}", spec.client_id))),
+            );
+            c.insert("upn".into(), json!(upn));
+            c.insert("preferred_username".into(), json!(upn));
+            c.insert("name".into(), json!(name));
+            c.insert("scp".into(), json!(spec.scopes.join(" ")));
+        }
+        None => {
+            c.insert("oid".into(), json!(sp_oid));
+            c.insert("sub".into(), json!(sp_oid));
+            c.insert("roles".into(), json!(spec.roles));
+        }
+    }
+    (signer.sign(&c), u64::try_from(lifetime).unwrap_or(0))
+}
+
+/// A stable GUID derived from a string (service principal and subject ids).
+pub(crate) fn derived_guid(input: &str) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, input.as_bytes());
+    let b = d.as_ref();
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+        u16::from_be_bytes([b[4], b[5]]),
+        u16::from_be_bytes([b[6], b[7]]) & 0x0fff,
+        (u16::from_be_bytes([b[8], b[9]]) & 0x3fff) | 0x8000,
+        u64::from_be_bytes([0, 0, b[10], b[11], b[12], b[13], b[14], b[15]])
+    )
+}
+
 /// Decodes one base64url JSON part of a JWT (no verification).
 pub(crate) fn decode_json(part: &str) -> Result<Value, JwtError> {
     let bytes = B64

@@ -170,3 +170,63 @@ async fn http_and_https_both_serve_and_describe_is_complete() {
     assert!(std::path::Path::new(d["ca_path"].as_str().unwrap()).exists());
     assert!(h.emulator.ca_pem().contains("BEGIN CERTIFICATE"));
 }
+
+#[tokio::test]
+async fn minted_tokens_reach_graph_auth() {
+    let h = Harness::start();
+    let tenant = h.tenant().to_owned();
+    let app = h.emulator.tenants()[0].connector_app.client_id.clone();
+    let mint = |body: Value| {
+        let h = &h;
+        let tenant = tenant.clone();
+        async move {
+            let res = h
+                .client
+                .post(h.url(&format!("/_emulator/tenants/{tenant}/tokens")))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            res.json::<Value>().await.unwrap()["access_token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let expired = mint(json!({"client_id": app, "skew_secs": -7200, "lifetime_secs": 60})).await;
+    let res = h
+        .client
+        .get(h.url("/v1.0/users"))
+        .bearer_auth(&expired)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(res.headers().contains_key("request-id"));
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "InvalidAuthenticationToken");
+    assert!(body["error"]["innerError"]["request-id"].is_string());
+
+    let arm = mint(json!({"client_id": app, "resource": "https://management.azure.com"})).await;
+    let res = h
+        .client
+        .get(h.url("/v1.0/users"))
+        .bearer_auth(&arm)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "an ARM token is not a Graph token");
+
+    let none = h.client.get(h.url("/v1.0/users")).send().await.unwrap();
+    assert_eq!(none.status(), 401);
+    let res = h
+        .client
+        .get(h.url("/v1.0/users"))
+        .bearer_auth("not.a.jwt")
+        .header("client-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["client-request-id"], "abc-123");
+}

@@ -1,0 +1,1 @@
+//! OData query options ($select, $top, $filter, $count, $skiptoken) and paged answers.
