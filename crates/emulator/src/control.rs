@@ -121,6 +121,7 @@ struct FaultsRequest {
     latency_ms: Option<u64>,
     token_lifetime_secs: Option<u64>,
     delta_token_lifetime_secs: Option<u64>,
+    page_token_lifetime_secs: Option<u64>,
     throttling: Option<String>,
 }
 
@@ -134,6 +135,7 @@ fn faults_json(state: &State) -> Value {
         "latency_ms": f.latency.as_millis() as u64,
         "token_lifetime_secs": f.token_lifetime.as_secs(),
         "delta_token_lifetime_secs": f.delta_token_lifetime.as_secs(),
+        "page_token_lifetime_secs": f.page_token_lifetime.as_secs(),
         "throttling": match f.throttling {
             ThrottleMode::Off => "off",
             ThrottleMode::Realistic => "realistic",
@@ -202,6 +204,9 @@ async fn set_faults(state: web::Data<State>, body: web::Bytes) -> HttpResponse {
         }
         if let Some(secs) = req.delta_token_lifetime_secs {
             f.delta_token_lifetime = Duration::from_secs(secs);
+        }
+        if let Some(secs) = req.page_token_lifetime_secs {
+            f.page_token_lifetime = Duration::from_secs(secs);
         }
         if let Some(mode) = throttling {
             f.throttling = mode;

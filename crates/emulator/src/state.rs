@@ -63,6 +63,8 @@ pub(crate) struct Faults {
     pub token_lifetime: Duration,
     /// How long delta tokens stay usable.
     pub delta_token_lifetime: Duration,
+    /// How long a paging `$skiptoken` stays usable.
+    pub page_token_lifetime: Duration,
     /// Graph throttling mode.
     pub throttling: ThrottleMode,
 }
@@ -77,6 +79,7 @@ impl Faults {
             latency: Duration::ZERO,
             token_lifetime: config.token_lifetime,
             delta_token_lifetime: config.delta_token_lifetime,
+            page_token_lifetime: Duration::from_secs(3600),
             throttling: config.throttling,
         }
     }
