@@ -27,11 +27,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/tenants/{tenant}/users/{id}", web::patch().to(update_user))
         .route(
             "/tenants/{tenant}/users/{id}",
-            web::delete().to(delete_user),
+            web::delete().to(|s, p, q| delete_object(Kind::User, s, p, q)),
         )
         .route(
             "/tenants/{tenant}/users/{id}/restore",
-            web::post().to(restore_user),
+            web::post().to(|s, p| restore_object(Kind::User, s, p)),
         )
         .route("/tenants/{tenant}/groups", web::post().to(create_group))
         .route(
@@ -40,11 +40,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route(
             "/tenants/{tenant}/groups/{id}",
-            web::delete().to(delete_group),
+            web::delete().to(|s, p, q| delete_object(Kind::Group, s, p, q)),
         )
         .route(
             "/tenants/{tenant}/groups/{id}/restore",
-            web::post().to(restore_group),
+            web::post().to(|s, p| restore_object(Kind::Group, s, p)),
         )
         .route(
             "/tenants/{tenant}/groups/{id}/members",
@@ -358,49 +358,92 @@ async fn update_user(
     })
 }
 
-#[derive(Deserialize)]
-struct DeleteQuery {
-    #[serde(default)]
-    permanent: bool,
+/// Users and groups share their delete and restore semantics.
+#[derive(Clone, Copy)]
+enum Kind {
+    User,
+    Group,
 }
 
-async fn delete_user(
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Group => "group",
+        }
+    }
+
+    fn find(self, dir: &crate::model::Directory, id: &str) -> Option<(u32, ObjState)> {
+        match self {
+            Self::User => dir.user_idx(id).map(|i| (i, dir.users[i as usize].state)),
+            Self::Group => dir.group_idx(id).map(|i| (i, dir.groups[i as usize].state)),
+        }
+    }
+
+    fn json(self, dir: &crate::model::Directory, idx: u32) -> Value {
+        Value::Object(match self {
+            Self::User => json::user(&dir.users[idx as usize]),
+            Self::Group => json::group(&dir.groups[idx as usize]),
+        })
+    }
+}
+
+async fn delete_object(
+    kind: Kind,
     state: web::Data<State>,
     path: web::Path<(String, String)>,
     query: web::Query<DeleteQuery>,
 ) -> HttpResponse {
     let (tenant_id, id) = path.into_inner();
+    let what = kind.name();
     in_tenant(&state, &tenant_id, |dir| {
-        let Some(idx) = dir.user_idx(&id) else {
-            return error(404, "Request_ResourceNotFound", format!("no user {id}"));
+        let Some((idx, current)) = kind.find(dir, &id) else {
+            return error(404, "Request_ResourceNotFound", format!("no {what} {id}"));
         };
-        match (dir.users[idx as usize].state, query.permanent) {
-            (ObjState::HardDeleted, _) | (ObjState::SoftDeleted, false) => {
+        let now = Utc::now();
+        match (current, query.permanent, kind) {
+            (ObjState::HardDeleted, _, _) | (ObjState::SoftDeleted, false, _) => {
                 return error(
                     404,
                     "Request_ResourceNotFound",
-                    format!("user {id} is already deleted"),
+                    format!("{what} {id} is already deleted"),
                 );
             }
-            (_, true) => dir.hard_delete_user(idx, Utc::now()),
-            (ObjState::Active, false) => dir.soft_delete_user(idx, Utc::now()),
+            (_, true, Kind::User) => dir.hard_delete_user(idx, now),
+            (_, true, Kind::Group) => dir.hard_delete_group(idx, now),
+            (ObjState::Active, false, Kind::User) => dir.soft_delete_user(idx, now),
+            (ObjState::Active, false, Kind::Group) => dir.soft_delete_group(idx, now),
         }
         HttpResponse::NoContent().finish()
     })
 }
 
-async fn restore_user(state: web::Data<State>, path: web::Path<(String, String)>) -> HttpResponse {
+async fn restore_object(
+    kind: Kind,
+    state: web::Data<State>,
+    path: web::Path<(String, String)>,
+) -> HttpResponse {
     let (tenant_id, id) = path.into_inner();
-    in_tenant(&state, &tenant_id, |dir| match dir.user_idx(&id) {
-        Some(idx) if dir.restore_user(idx) => {
-            HttpResponse::Ok().json(Value::Object(json::user(&dir.users[idx as usize])))
+    in_tenant(&state, &tenant_id, |dir| {
+        let restored = kind.find(dir, &id).filter(|&(idx, _)| match kind {
+            Kind::User => dir.restore_user(idx),
+            Kind::Group => dir.restore_group(idx),
+        });
+        match restored {
+            Some((idx, _)) => HttpResponse::Ok().json(kind.json(dir, idx)),
+            None => error(
+                404,
+                "Request_ResourceNotFound",
+                format!("no soft-deleted {} {id}", kind.name()),
+            ),
         }
-        _ => error(
-            404,
-            "Request_ResourceNotFound",
-            format!("no soft-deleted user {id}"),
-        ),
     })
+}
+
+#[derive(Deserialize)]
+struct DeleteQuery {
+    #[serde(default)]
+    permanent: bool,
 }
 
 async fn create_group(
@@ -506,45 +549,6 @@ async fn update_group(
         group.version = dir.bump();
         dir.groups[idx as usize] = group;
         HttpResponse::Ok().json(Value::Object(json::group(&dir.groups[idx as usize])))
-    })
-}
-
-async fn delete_group(
-    state: web::Data<State>,
-    path: web::Path<(String, String)>,
-    query: web::Query<DeleteQuery>,
-) -> HttpResponse {
-    let (tenant_id, id) = path.into_inner();
-    in_tenant(&state, &tenant_id, |dir| {
-        let Some(idx) = dir.group_idx(&id) else {
-            return error(404, "Request_ResourceNotFound", format!("no group {id}"));
-        };
-        match (dir.groups[idx as usize].state, query.permanent) {
-            (ObjState::HardDeleted, _) | (ObjState::SoftDeleted, false) => {
-                return error(
-                    404,
-                    "Request_ResourceNotFound",
-                    format!("group {id} is already deleted"),
-                );
-            }
-            (_, true) => dir.hard_delete_group(idx, Utc::now()),
-            (ObjState::Active, false) => dir.soft_delete_group(idx, Utc::now()),
-        }
-        HttpResponse::NoContent().finish()
-    })
-}
-
-async fn restore_group(state: web::Data<State>, path: web::Path<(String, String)>) -> HttpResponse {
-    let (tenant_id, id) = path.into_inner();
-    in_tenant(&state, &tenant_id, |dir| match dir.group_idx(&id) {
-        Some(idx) if dir.restore_group(idx) => {
-            HttpResponse::Ok().json(Value::Object(json::group(&dir.groups[idx as usize])))
-        }
-        _ => error(
-            404,
-            "Request_ResourceNotFound",
-            format!("no soft-deleted group {id}"),
-        ),
     })
 }
 
