@@ -71,7 +71,15 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             "/tenants/{tenant}/apps/{client_id}/grant",
             web::put().to(set_grant),
         )
-        .route("/tenants/{tenant}/tokens", web::post().to(mint_token));
+        .route("/tenants/{tenant}/tokens", web::post().to(mint_token))
+        .route(
+            "/tenants/{tenant}/revoke-sessions",
+            web::post().to(revoke_sessions),
+        )
+        .route(
+            "/apps/{client_id}/certificates",
+            web::post().to(add_certificate),
+        );
 }
 
 /// A control API error: `{"error": {"code", "message"}}` with a 4xx status.
@@ -925,4 +933,75 @@ async fn mint_token(
     let (token, expires_in) = crate::jwt::issue_access_token(&state.signer, &spec);
     HttpResponse::Ok()
         .json(json!({"access_token": token, "token_type": "Bearer", "expires_in": expires_in}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeRequest {
+    /// A user id or userPrincipalName; absent: every user of the tenant.
+    #[serde(default)]
+    user: Option<String>,
+}
+
+/// Revokes refresh tokens (all of a tenant's, or one user's), as an admin's "revoke
+/// sessions" does: their next use is AADSTS700082.
+async fn revoke_sessions(
+    state: web::Data<State>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let req: RevokeRequest = if body.is_empty() {
+        RevokeRequest { user: None }
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => return error(400, "BadRequest", format!("invalid request: {e}")),
+        }
+    };
+    match crate::entra::revoke_sessions(&state, &path, req.user.as_deref()) {
+        Ok(revoked) => HttpResponse::Ok().json(json!({"revoked": revoked})),
+        Err(e) => error(404, "NotFound", e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CertificateRequest {
+    /// The certificate, PEM (`-----BEGIN CERTIFICATE-----`), with an RSA key.
+    pem: String,
+}
+
+/// Registers a certificate credential on an app; answers its thumbprints.
+async fn add_certificate(
+    state: web::Data<State>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let req: CertificateRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                400,
+                "BadRequest",
+                format!("invalid certificate request: {e}"),
+            );
+        }
+    };
+    let cert = match crate::entra::credential_from_pem(&req.pem) {
+        Ok(c) => c,
+        Err(e) => return error(400, "BadRequest", e),
+    };
+    let mut world = state.write();
+    let Some(app) = world.apps.get_mut(path.as_str()) else {
+        return error(404, "AppNotFound", format!("no app {path}"));
+    };
+    let answer = json!({
+        "x5t": cert.thumbprint_sha1,
+        "x5t#S256": cert.thumbprint_sha256,
+        "expires": json::iso(cert.expires),
+    });
+    app.certificates
+        .retain(|c| c.thumbprint_sha256 != cert.thumbprint_sha256);
+    app.certificates.push(cert);
+    HttpResponse::Created().json(answer)
 }

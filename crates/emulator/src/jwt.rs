@@ -1,8 +1,4 @@
 //! RS256 JSON Web Tokens: the emulator's signing key, its JWKS, signing and verification.
-#![expect(
-    dead_code,
-    reason = "used by the Entra ID and Graph modules as they land"
-)]
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -59,6 +55,7 @@ impl Signer {
     }
 
     /// The key id (`kid`) in token headers and the JWKS.
+    #[cfg(test)]
     pub(crate) fn kid(&self) -> &str {
         &self.kid
     }
