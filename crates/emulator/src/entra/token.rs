@@ -301,7 +301,7 @@ fn refresh_token(
                 700_082,
                 &format!(
                     "The refresh token has expired due to inactivity. The token was issued on {} and {why}.",
-                    grant.issued.format("%Y-%m-%dT%H:%M:%S%.7fZ")
+                    grant.issued.format("%Y-%m-%dT%H:%M:%S%.3fZ")
                 ),
             ));
         }
