@@ -666,12 +666,20 @@ async fn code_flow_with_pkce_refresh_rotation_and_revocation() {
     )
     .await;
     assert_eq!(s, 200, "{b}");
-    assert_eq!(
-        b["scope"],
-        "https://graph.microsoft.com/Group.Read.All offline_access"
+    let granted = b["scope"].as_str().unwrap();
+    assert!(
+        granted.starts_with("https://graph.microsoft.com/Group.Read.All "),
+        "{granted}"
     );
+    assert!(!granted.contains("User.Read"), "{granted}");
+    // The ID token keeps coming: the grant had `openid`.
+    assert!(b["id_token"].is_string());
     let (_, at3) = verified(&h, &t.tenant_id, b["access_token"].as_str().unwrap()).await;
-    assert_eq!(at3["scp"], "Group.Read.All");
+    let scp: Vec<&str> = at3["scp"].as_str().unwrap().split(' ').collect();
+    assert!(
+        scp.contains(&"Group.Read.All") && !scp.contains(&"User.Read"),
+        "{scp:?}"
+    );
     let rt3 = b["refresh_token"].as_str().unwrap().to_owned();
     let (s, b) = refresh(rt1, scope).await;
     assert_aadsts(s, &b, 400, "invalid_grant", 700_082);

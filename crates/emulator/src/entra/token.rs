@@ -223,10 +223,13 @@ fn authorization_code(
             ));
         }
     }
-    let requested = match form.get("scope") {
+    // The code's OpenID Connect scopes (`openid`, `offline_access`...) carry over even when
+    // the redemption names only resource scopes, as libraries do.
+    let mut requested = match form.get("scope") {
         Some(s) => scopes::parse(s)?,
         None => code.scopes.clone(),
     };
+    requested.oidc.extend(code.scopes.oidc.iter().cloned());
     let answer = issue_user_tokens(
         state,
         &UserTokenRequest {
@@ -307,10 +310,11 @@ fn refresh_token(
         }
         grant.clone()
     };
-    let requested = match form.get("scope") {
+    let mut requested = match form.get("scope") {
         Some(s) => scopes::parse(s)?,
         None => grant.scopes.clone(),
     };
+    requested.oidc.extend(grant.scopes.oidc.iter().cloned());
     let answer = issue_user_tokens(
         state,
         &UserTokenRequest {
