@@ -174,10 +174,11 @@ fn client_and_redirect<'a>(
         .apps
         .get(client_id)
         .ok_or_else(|| app_not_found(client_id, tenant_name))?;
-    if let Some(tid) = authority.tenant_id() {
-        if !app.multi_tenant && app.home_tenant != tid {
-            return Err(app_not_found(client_id, tenant_name));
-        }
+    if let Some(tid) = authority.tenant_id()
+        && !app.multi_tenant
+        && app.home_tenant != tid
+    {
+        return Err(app_not_found(client_id, tenant_name));
     }
     let redirect_uri = match param(query, "redirect_uri") {
         Some(r) => r,

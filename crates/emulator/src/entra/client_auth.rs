@@ -91,14 +91,14 @@ pub(crate) fn authenticate(
                 .and_then(|(_, c)| c.get("iss").and_then(Value::as_str).map(str::to_owned))
         })
         .ok_or_else(|| missing_parameter("client_id"))?;
-    if let (Some((id, _)), Some(body_id)) = (&basic, form.get("client_id")) {
-        if id != body_id {
-            return Err(AadError::new(
-                "invalid_request",
-                900_144,
-                "The client_id in the Authorization header does not match the client_id in the request body.",
-            ));
-        }
+    if let (Some((id, _)), Some(body_id)) = (&basic, form.get("client_id"))
+        && id != body_id
+    {
+        return Err(AadError::new(
+            "invalid_request",
+            900_144,
+            "The client_id in the Authorization header does not match the client_id in the request body.",
+        ));
     }
     let world = state.read();
     let display_tenant = world

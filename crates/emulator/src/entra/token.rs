@@ -474,10 +474,10 @@ fn issue_user_tokens(state: &State, req: &UserTokenRequest<'_>) -> Result<Value,
         c.insert("name".into(), json!(user.display_name));
         c.insert("oid".into(), json!(user.id));
         c.insert("preferred_username".into(), json!(user.user_principal_name));
-        if req.scopes.oidc.contains("email") {
-            if let Some(mail) = &user.mail {
-                c.insert("email".into(), json!(mail));
-            }
+        if req.scopes.oidc.contains("email")
+            && let Some(mail) = &user.mail
+        {
+            c.insert("email".into(), json!(mail));
         }
         c.insert(
             "sub".into(),
