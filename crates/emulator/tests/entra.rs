@@ -297,6 +297,39 @@ async fn discovery_metadata_keys_and_instance_discovery() {
     )
     .await;
     assert_aadsts(status, &body, 400, "invalid_request", 90002);
+
+    // error_uri leads to a page about the code.
+    let (status, _, page) = get(&h, body["error_uri"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("AADSTS90002") && page.contains("tenant was not found"),
+        "{page}"
+    );
+
+    // Client credentials need a tenant, not `common`.
+    let app = &t.connector_app;
+    let (status, body) = token(
+        &h,
+        "common",
+        &cc(&app.client_id, &app.client_secret, GRAPH_DEFAULT),
+    )
+    .await;
+    assert_aadsts(status, &body, 400, "invalid_request", 900_023);
+
+    // Sign-out returns to a registered URI with the state.
+    let (status, location, _) = get(
+        &h,
+        &h.url(&format!(
+            "/common/oauth2/v2.0/logout?post_logout_redirect_uri={}&state=bye",
+            form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
+        )),
+    )
+    .await;
+    assert_eq!(status, 302);
+    assert_eq!(
+        location.as_deref(),
+        Some(format!("{REDIRECT}?state=bye").as_str())
+    );
 }
 
 #[tokio::test]

@@ -80,13 +80,14 @@ fn respond_to_client(redirect_uri: &str, mode: &str, params: &[(String, String)]
 }
 
 fn redirect_error(
+    base_url: &str,
     redirect_uri: &str,
     mode: &str,
     state_param: Option<&str>,
     err: &AadError,
     trace: &Trace,
 ) -> HttpResponse {
-    let mut params = err.redirect_params(trace);
+    let mut params = err.redirect_params(base_url, trace);
     if let Some(s) = state_param {
         params.push(("state".into(), s.to_owned()));
     }
@@ -213,7 +214,16 @@ pub(crate) async fn get_authorize(
     };
     let state_param = param(&query, "state");
     let mode = param(&query, "response_mode").unwrap_or("query");
-    let fail = |e: AadError| redirect_error(redirect_uri, mode, state_param, &e, &trace);
+    let fail = |e: AadError| {
+        redirect_error(
+            &state.https_url,
+            redirect_uri,
+            mode,
+            state_param,
+            &e,
+            &trace,
+        )
+    };
     match param(&query, "response_type") {
         Some("code") => {}
         None => return fail(missing_parameter("response_type")),
@@ -361,7 +371,7 @@ pub(crate) async fn get_admin_consent(
             65004,
             "User declined to consent to access the app.",
         )
-        .redirect_params(&trace);
+        .redirect_params(&state.https_url, &trace);
         if let Some(s) = state_param {
             params.push(("state".into(), s.to_owned()));
         }

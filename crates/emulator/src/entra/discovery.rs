@@ -106,3 +106,25 @@ pub(crate) async fn get_instance_discovery(
         }],
     }))
 }
+
+/// `GET /error?code=n`: where every error's `error_uri` points, as
+/// `login.microsoftonline.com/error` does; names the code and the emulator's meaning of it.
+pub(crate) async fn get_error_page(query: web::Query<Vec<(String, String)>>) -> HttpResponse {
+    let code = query
+        .iter()
+        .find(|(k, _)| k == "code")
+        .and_then(|(_, v)| v.parse::<u32>().ok());
+    let meaning = code.and_then(super::error::meaning).unwrap_or(
+        "This error code is not one the emulator answers; see Microsoft's AADSTS error code reference.",
+    );
+    let title = code.map_or_else(
+        || "AADSTS error lookup".to_owned(),
+        |c| format!("AADSTS{c}"),
+    );
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(format!(
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\n<body><h1>{title}</h1><p id=\"meaning\">{}</p></body></html>\n",
+            super::error::html_escape(meaning)
+        ))
+}

@@ -100,13 +100,13 @@ impl AadError {
     }
 
     /// The parameters of an error sent back to the redirect URI.
-    pub(crate) fn redirect_params(&self, trace: &Trace) -> Vec<(String, String)> {
+    pub(crate) fn redirect_params(&self, base_url: &str, trace: &Trace) -> Vec<(String, String)> {
         vec![
             ("error".into(), self.error.into()),
             ("error_description".into(), self.description(trace)),
             (
                 "error_uri".into(),
-                format!("https://login.microsoftonline.com/error?code={}", self.code),
+                format!("{base_url}/error?code={}", self.code),
             ),
         ]
     }
@@ -206,4 +206,46 @@ pub(crate) fn user_not_found(upn: &str, tenant: &str) -> AadError {
             "The user account {upn} does not exist in the {tenant} directory. To sign into this application, the account must be added to the directory."
         ),
     )
+}
+
+/// What an AADSTS code the emulator answers means, for the `/error` page.
+pub(crate) fn meaning(code: u32) -> Option<&'static str> {
+    Some(match code {
+        50011 => "The redirect URI in the request is not one registered on the application.",
+        50013 => "The assertion is invalid (here: a client assertion whose jti was already used).",
+        50027 => "The JWT is invalid or malformed.",
+        50034 => "The user account does not exist in the directory.",
+        50049 => "Unknown or invalid instance (authority host).",
+        50057 => "The user account is disabled.",
+        50058 => "A silent sign-in request was sent but no user is signed in.",
+        54005 => "The authorization code was already redeemed.",
+        65001 => "The user or administrator has not consented to use the application.",
+        65004 => "The user declined to consent to access the app.",
+        70000 => "The provided grant is invalid or malformed.",
+        70003 => "The app requested an unsupported grant type.",
+        70008 => "The authorization code or refresh token has expired or is not valid.",
+        70011 => "The scope requested is not valid.",
+        90002 => "The tenant was not found.",
+        90094 => "The grant requires admin permission.",
+        500_112 => "The redirect URI does not match the one of the authorization request.",
+        501_481 => "The code verifier does not match the code challenge (PKCE).",
+        501_491 => "The code challenge or its method is not valid.",
+        700_005 => "The authorization code is for another tenant.",
+        700_016 => "The application was not found in the directory.",
+        700_021 => "The client assertion's issuer or subject is not the client id.",
+        700_022 => "The scope names more than one resource.",
+        700_023 => "The client assertion's audience is not this token endpoint.",
+        700_024 => "The client assertion is not within its valid time range.",
+        700_027 => "The client assertion failed signature validation.",
+        700_054 => "The response_type is not enabled for the application.",
+        700_082 => "The refresh token has expired, was already used or was revoked.",
+        900_023 => "The tenant identifier is not valid for this request.",
+        900_144 => "A required parameter is missing.",
+        1_002_012 => "Client credential flows need a scope ending in /.default.",
+        7_000_215 => "An invalid client secret was provided.",
+        7_000_218 => "The request must contain client_assertion or client_secret.",
+        7_000_222 => "The client secret has expired.",
+        9_002_313 => "The request (here: the refresh token) is malformed or invalid.",
+        _ => return None,
+    })
 }

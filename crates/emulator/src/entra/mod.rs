@@ -19,38 +19,39 @@ use crate::state::{State, WorldState};
 use error::AadError;
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/common/discovery/instance",
-        web::get().to(discovery::get_instance_discovery),
-    )
-    .route(
-        "/{tenant}/v2.0/.well-known/openid-configuration",
-        web::get().to(discovery::get_openid_configuration),
-    )
-    .route(
-        "/{tenant}/discovery/v2.0/keys",
-        web::get().to(discovery::get_keys),
-    )
-    .route(
-        "/{tenant}/oauth2/v2.0/token",
-        web::post().to(token::post_token),
-    )
-    .route(
-        "/{tenant}/oauth2/v2.0/authorize",
-        web::get().to(authorize::get_authorize),
-    )
-    .route(
-        "/{tenant}/oauth2/v2.0/logout",
-        web::get().to(authorize::get_logout),
-    )
-    .route(
-        "/{tenant}/adminconsent",
-        web::get().to(authorize::get_admin_consent),
-    )
-    .route(
-        "/{tenant}/v2.0/adminconsent",
-        web::get().to(authorize::get_admin_consent),
-    );
+    cfg.route("/error", web::get().to(discovery::get_error_page))
+        .route(
+            "/common/discovery/instance",
+            web::get().to(discovery::get_instance_discovery),
+        )
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            web::get().to(discovery::get_openid_configuration),
+        )
+        .route(
+            "/{tenant}/discovery/v2.0/keys",
+            web::get().to(discovery::get_keys),
+        )
+        .route(
+            "/{tenant}/oauth2/v2.0/token",
+            web::post().to(token::post_token),
+        )
+        .route(
+            "/{tenant}/oauth2/v2.0/authorize",
+            web::get().to(authorize::get_authorize),
+        )
+        .route(
+            "/{tenant}/oauth2/v2.0/logout",
+            web::get().to(authorize::get_logout),
+        )
+        .route(
+            "/{tenant}/adminconsent",
+            web::get().to(authorize::get_admin_consent),
+        )
+        .route(
+            "/{tenant}/v2.0/adminconsent",
+            web::get().to(authorize::get_admin_consent),
+        );
 }
 
 /// Which tenants a path's `{tenant}` segment lets sign in.
