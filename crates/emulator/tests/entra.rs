@@ -993,6 +993,22 @@ async fn admin_consent_lets_a_multi_tenant_app_into_another_tenant() {
     assert_eq!(status, 400);
     assert!(page.contains("AADSTS50011"));
 
+    // A user who is not an administrator cannot consent for the tenant.
+    let state = h.state(&t1.tenant_id).await;
+    let plain_user = state["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .skip(10)
+        .find(|u| u["accountEnabled"] == true && u["userType"] == "Member")
+        .unwrap()["userPrincipalName"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, location, page) = get(&h, &consent(&[("login_hint", &plain_user)])).await;
+    assert_eq!((status, location), (400, None));
+    assert!(page.contains("AADSTS90094"), "{page}");
+
     // An admin of tenant 1 (picked by login_hint's domain) accepts.
     let admin = &t1.users[0];
     let (status, location, body) = get(&h, &consent(&[("login_hint", admin)])).await;

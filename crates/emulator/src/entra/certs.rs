@@ -162,4 +162,14 @@ mod tests {
         assert!(parse_der(&[0x30, 0x03, 0x02, 0x01]).is_err());
         assert!(pem_to_der("nothing").is_err());
     }
+
+    #[test]
+    fn reads_a_certificate_and_rejects_non_rsa_keys() {
+        let ec = rcgen::generate_simple_self_signed(vec!["ec.example".into()]).unwrap();
+        let der = pem_to_der(&ec.cert.pem()).unwrap();
+        assert_eq!(der, ec.cert.der().to_vec());
+        let err = parse_der(&der).unwrap_err();
+        assert!(err.contains("not RSA"), "{err}");
+        assert!(credential_from_pem(&ec.cert.pem()).is_err());
+    }
 }
