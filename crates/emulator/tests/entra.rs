@@ -94,6 +94,28 @@ async fn verified(h: &Harness, tenant: &str, jwt: &str) -> (Value, Value) {
     (header, claims)
 }
 
+/// Redeems a code as a public client (no secret) at the usual redirect URI.
+async fn redeem_as(
+    h: &Harness,
+    tenant: &str,
+    client_id: &str,
+    code: &str,
+    verifier: &str,
+) -> (u16, Value) {
+    token(
+        h,
+        tenant,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", client_id),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier),
+        ],
+    )
+    .await
+}
+
 /// A client-credentials form.
 fn cc<'a>(id: &'a str, secret: &'a str, scope: &'a str) -> [(&'static str, &'a str); 4] {
     [
@@ -661,6 +683,9 @@ async fn code_flow_with_pkce_refresh_rotation_and_revocation() {
     let scp: Vec<&str> = at["scp"].as_str().unwrap().split(' ').collect();
     assert!(scp.contains(&"User.Read"), "{scp:?}");
     assert!(!scp.contains(&"offline_access"));
+    // As Entra ID does, the token carries every permission consented for the resource, not
+    // only those asked for.
+    assert!(scp.contains(&"Group.Read.All"), "{scp:?}");
 
     // The code is single use.
     let (s, b) = redeem(code, verifier).await;
@@ -692,7 +717,7 @@ async fn code_flow_with_pkce_refresh_rotation_and_revocation() {
     assert_ne!(rt1, rt2);
     let (_, at2) = verified(&h, &t.tenant_id, b["access_token"].as_str().unwrap()).await;
     assert_eq!(at2["oid"], oid);
-    // Narrowed to another consented Graph scope.
+    // Another consented Graph scope through the refresh token.
     let (s, b) = refresh(
         rt2.clone(),
         "https://graph.microsoft.com/Group.Read.All offline_access",
@@ -701,18 +726,14 @@ async fn code_flow_with_pkce_refresh_rotation_and_revocation() {
     assert_eq!(s, 200, "{b}");
     let granted = b["scope"].as_str().unwrap();
     assert!(
-        granted.starts_with("https://graph.microsoft.com/Group.Read.All "),
+        granted.contains("https://graph.microsoft.com/Group.Read.All"),
         "{granted}"
     );
-    assert!(!granted.contains("User.Read"), "{granted}");
     // The ID token keeps coming: the grant had `openid`.
     assert!(b["id_token"].is_string());
     let (_, at3) = verified(&h, &t.tenant_id, b["access_token"].as_str().unwrap()).await;
     let scp: Vec<&str> = at3["scp"].as_str().unwrap().split(' ').collect();
-    assert!(
-        scp.contains(&"Group.Read.All") && !scp.contains(&"User.Read"),
-        "{scp:?}"
-    );
+    assert!(scp.contains(&"Group.Read.All"), "{scp:?}");
     let rt3 = b["refresh_token"].as_str().unwrap().to_owned();
     let (s, b) = refresh(rt1, scope).await;
     assert_aadsts(s, &b, 400, "invalid_grant", 700_082);
@@ -803,8 +824,29 @@ async fn code_redemption_errors() {
     let (s, b) = redeem(code, plain, REDIRECT).await;
     assert_eq!(s, 200, "{b}");
 
-    // Consent: the limited app was never granted Group.Read.All.
+    // The limited app's users consented to User.Read and openid only: that is all it gets.
     let limited = &t.limited_app;
+    let (verifier, challenge) = pkce();
+    let code = code_for(
+        &h,
+        &t.tenant_id,
+        &limited.client_id,
+        user,
+        "User.Read openid",
+        &challenge,
+    )
+    .await;
+    let (s, b) = redeem_as(&h, &t.tenant_id, &limited.client_id, &code, &verifier).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["scope"], "https://graph.microsoft.com/User.Read openid");
+    assert!(
+        b.get("refresh_token").is_none(),
+        "no offline_access, no refresh token"
+    );
+    let (_, at) = verified(&h, &t.tenant_id, b["access_token"].as_str().unwrap()).await;
+    assert_eq!(at["scp"], "User.Read openid");
+
+    // Consent: the limited app was never granted Group.Read.All.
     let (verifier, challenge) = pkce();
     let code = code_for(
         &h,

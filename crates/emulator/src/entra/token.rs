@@ -392,31 +392,32 @@ fn issue_user_tokens(state: &State, req: &UserTokenRequest<'_>) -> Result<Value,
         .get(resource)
         .cloned()
         .unwrap_or_default();
-    let mut permissions: Vec<String> = Vec::new();
-    for perm in &asked {
-        if perm == ".default" {
-            let prefix = format!("{resource}/");
-            permissions.extend(grant.scopes.iter().filter_map(|s| {
-                if let Some(p) = s.strip_prefix(&prefix) {
-                    Some(p.to_owned())
-                } else if resource == resources::GRAPH
-                    && !s.contains('/')
-                    && !scopes::OIDC_SCOPES.contains(&s.as_str())
-                {
-                    Some(s.clone())
-                } else {
-                    None
-                }
-            }));
-        } else if consented(resource, perm) {
-            permissions.push(perm.clone());
-        } else {
-            return Err(consent_required(req.client_id, &app.display_name));
-        }
-    }
-    if missing_oidc || (asked.contains(".default") && permissions.is_empty()) {
+    // Every permission asked for must be consented. The token then carries every permission
+    // consented for the resource, not only those asked for: Entra ID's scope parameter picks
+    // the resource and triggers consent, it does not filter.
+    let all_consented: Vec<String> = grant
+        .scopes
+        .iter()
+        .filter_map(|s| {
+            if let Some(p) = s.strip_prefix(&format!("{resource}/")) {
+                Some(p.to_owned())
+            } else if resource == resources::GRAPH
+                && !s.contains('/')
+                && !scopes::OIDC_SCOPES.contains(&s.as_str())
+            {
+                Some(s.clone())
+            } else {
+                None
+            }
+        })
+        .collect();
+    let unconsented = asked
+        .iter()
+        .any(|perm| perm != ".default" && !consented(resource, perm));
+    if unconsented || missing_oidc || (!asked.is_empty() && all_consented.is_empty()) {
         return Err(consent_required(req.client_id, &app.display_name));
     }
+    let mut permissions = all_consented;
     permissions.sort();
     permissions.dedup();
     let mut scp = permissions.clone();
