@@ -256,7 +256,9 @@ fn serve(
             return graph_error(
                 404,
                 "ResourceNotFound",
-                &format!("Resource '{id}' does not exist or one of its queried reference-property objects are not present."),
+                &format!(
+                    "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
+                ),
             );
         };
         let mut body = opts.project(f.object, f.defaults, f.odata_type);

@@ -172,10 +172,7 @@ fn user_fetched(dir: &Directory, idx: usize, activity: bool, typed: bool) -> Opt
     }
     let mut object = crate::json::user(u);
     if activity {
-        object.insert(
-            "signInActivity".into(),
-            crate::json::sign_in_activity(u),
-        );
+        object.insert("signInActivity".into(), crate::json::sign_in_activity(u));
     }
     Some(Fetched {
         object,
@@ -245,7 +242,13 @@ pub(crate) fn list_users(state: &State, caller: &Caller, req: &GraphRequest) -> 
     let world = state.read();
     let dir = &world.tenants[caller.tenant_pos].dir;
     let extra = |name: &str| user_extra(dir, name);
-    let mut opts = try_graph!(odata::parse(req, &USERS, &extra, &caller.tenant_id, lifetime));
+    let mut opts = try_graph!(odata::parse(
+        req,
+        &USERS,
+        &extra,
+        &caller.tenant_id,
+        lifetime
+    ));
     let activity = try_graph!(sign_in_activity(caller, &mut opts));
     let len = dir.users.len();
     let fetch = |i: usize| user_fetched(dir, i, activity, false);
@@ -271,7 +274,13 @@ pub(crate) fn get_user(
     let world = state.read();
     let dir = &world.tenants[caller.tenant_pos].dir;
     let extra = |name: &str| user_extra(dir, name);
-    let mut opts = try_graph!(odata::parse(req, &USERS, &extra, &caller.tenant_id, lifetime));
+    let mut opts = try_graph!(odata::parse(
+        req,
+        &USERS,
+        &extra,
+        &caller.tenant_id,
+        lifetime
+    ));
     let activity = try_graph!(sign_in_activity(caller, &mut opts));
     let Some(idx) = dir.live_user(id) else {
         return not_found(id);
@@ -280,10 +289,7 @@ pub(crate) fn get_user(
         return not_found(id);
     };
     let mut body = opts.project(f.object, f.defaults, None);
-    body["@odata.context"] = json!(format!(
-        "{}/$entity",
-        opts.context(req, "users")
-    ));
+    body["@odata.context"] = json!(format!("{}/$entity", opts.context(req, "users")));
     GraphResponse::ok(body)
 }
 
@@ -300,7 +306,13 @@ fn count_users(state: &State, caller: &Caller, req: &GraphRequest) -> GraphRespo
     let world = state.read();
     let dir = &world.tenants[caller.tenant_pos].dir;
     let extra = |name: &str| user_extra(dir, name);
-    let opts = try_graph!(odata::parse(req, &USERS, &extra, &caller.tenant_id, lifetime));
+    let opts = try_graph!(odata::parse(
+        req,
+        &USERS,
+        &extra,
+        &caller.tenant_id,
+        lifetime
+    ));
     let activity = opts.filters_on("signInActivity");
     if activity {
         try_graph!(caller.require(SIGN_IN_ACTIVITY_READ));
@@ -323,7 +335,13 @@ pub(crate) fn get_manager(
     let world = state.read();
     let dir = &world.tenants[caller.tenant_pos].dir;
     let extra = |name: &str| user_extra(dir, name);
-    let opts = try_graph!(odata::parse(req, &USERS, &extra, &caller.tenant_id, lifetime));
+    let opts = try_graph!(odata::parse(
+        req,
+        &USERS,
+        &extra,
+        &caller.tenant_id,
+        lifetime
+    ));
     let Some(idx) = dir.live_user(id) else {
         return not_found(id);
     };
@@ -354,7 +372,13 @@ pub(crate) fn member_of(
     let world = state.read();
     let dir = &world.tenants[caller.tenant_pos].dir;
     let extra = |name: &str| group_extra(dir, name);
-    let opts = try_graph!(odata::parse(req, &GROUPS, &extra, &caller.tenant_id, lifetime));
+    let opts = try_graph!(odata::parse(
+        req,
+        &GROUPS,
+        &extra,
+        &caller.tenant_id,
+        lifetime
+    ));
     let Some(idx) = dir.live_user(id) else {
         return not_found(id);
     };
@@ -387,7 +411,13 @@ pub(crate) fn list_groups(state: &State, caller: &Caller, req: &GraphRequest) ->
     let world = state.read();
     let dir = &world.tenants[caller.tenant_pos].dir;
     let extra = |name: &str| group_extra(dir, name);
-    let opts = try_graph!(odata::parse(req, &GROUPS, &extra, &caller.tenant_id, lifetime));
+    let opts = try_graph!(odata::parse(
+        req,
+        &GROUPS,
+        &extra,
+        &caller.tenant_id,
+        lifetime
+    ));
     let len = dir.groups.len();
     let fetch = |i: usize| group_fetched(dir, i, false);
     let count = opts.total(0..len, fetch);
@@ -409,7 +439,13 @@ pub(crate) fn get_group(
     let world = state.read();
     let dir = &world.tenants[caller.tenant_pos].dir;
     let extra = |name: &str| group_extra(dir, name);
-    let opts = try_graph!(odata::parse(req, &GROUPS, &extra, &caller.tenant_id, lifetime));
+    let opts = try_graph!(odata::parse(
+        req,
+        &GROUPS,
+        &extra,
+        &caller.tenant_id,
+        lifetime
+    ));
     if id == "$count" {
         if !odata::eventual(req) {
             return graph_error(
@@ -428,10 +464,7 @@ pub(crate) fn get_group(
         return not_found(id);
     };
     let mut body = opts.project(f.object, f.defaults, None);
-    body["@odata.context"] = json!(format!(
-        "{}/$entity",
-        opts.context(req, "groups")
-    ));
+    body["@odata.context"] = json!(format!("{}/$entity", opts.context(req, "groups")));
     GraphResponse::ok(body)
 }
 

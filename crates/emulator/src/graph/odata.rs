@@ -150,9 +150,8 @@ pub(crate) fn parse(
     let count = count_asked && (!res.directory || advanced);
     let filter = match req.query("$filter") {
         Some(text) if !text.trim().is_empty() => {
-            let expr = Parser::parse(text).map_err(|e| {
-                bad_request(&format!("Invalid filter clause: {e} in '{text}'."))
-            })?;
+            let expr = Parser::parse(text)
+                .map_err(|e| bad_request(&format!("Invalid filter clause: {e} in '{text}'.")))?;
             let expr = resolve(expr, res, extra)?;
             if res.directory
                 && let Some(prop) = expr.advanced_only()
@@ -372,7 +371,10 @@ impl Options {
         body.insert("value".into(), Value::Array(scan.items));
         if let Some((pos, anchor)) = scan.next {
             let token = encode_token(pos, &anchor, count, &self.check_key);
-            body.insert("@odata.nextLink".into(), Value::String(next_link(req, &token)));
+            body.insert(
+                "@odata.nextLink".into(),
+                Value::String(next_link(req, &token)),
+            );
         }
         GraphResponse::ok(Value::Object(body))
     }
@@ -753,10 +755,12 @@ fn compare(value: Option<&Value>, op: Op, lit: &Lit) -> bool {
             (_, Some(a), Some(b)) => a.cmp(&b),
             _ => s.to_lowercase().cmp(&l.to_lowercase()),
         },
-        (Value::String(s), Lit::Num(l)) => match s.parse::<f64>().ok().and_then(|n| n.partial_cmp(l)) {
-            Some(o) => o,
-            None => return op == Op::Ne,
-        },
+        (Value::String(s), Lit::Num(l)) => {
+            match s.parse::<f64>().ok().and_then(|n| n.partial_cmp(l)) {
+                Some(o) => o,
+                None => return op == Op::Ne,
+            }
+        }
         _ => return op == Op::Ne,
     };
     use std::cmp::Ordering::{Equal, Greater, Less};
@@ -879,11 +883,14 @@ fn lex(text: &str) -> Result<Vec<Tok>, String> {
                 }
                 toks.push(Tok::Str(s));
             }
-            c if c.is_ascii_digit() || (c == '-' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) => {
+            c if c.is_ascii_digit()
+                || (c == '-' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) =>
+            {
                 let start = i;
                 i += 1;
                 while i < chars.len()
-                    && (chars[i].is_ascii_alphanumeric() || matches!(chars[i], ':' | '.' | '-' | '+'))
+                    && (chars[i].is_ascii_alphanumeric()
+                        || matches!(chars[i], ':' | '.' | '-' | '+'))
                 {
                     i += 1;
                 }
@@ -986,9 +993,7 @@ impl Parser {
                             Expr::EndsWith(path, s)
                         });
                     }
-                    if let Some(base) = lower
-                        .strip_suffix("/any")
-                        .map(|_| &word[..word.len() - 4])
+                    if let Some(base) = lower.strip_suffix("/any").map(|_| &word[..word.len() - 4])
                     {
                         self.at += 1;
                         let Some(Tok::Word(var)) = self.toks.get(self.at).cloned() else {
@@ -1123,8 +1128,7 @@ impl Search {
             obj.get(prop).and_then(Value::as_str).is_some_and(|v| {
                 let v = v.to_lowercase();
                 v.starts_with(term.as_str())
-                    || v
-                        .split(|c: char| !c.is_alphanumeric())
+                    || v.split(|c: char| !c.is_alphanumeric())
                         .any(|w| !w.is_empty() && w.starts_with(term.as_str()))
             })
         };
@@ -1153,19 +1157,29 @@ mod tests {
         let t = |f: &str| Parser::parse(f).unwrap().eval(&o, None);
         assert!(t("displayName eq 'o''brien adele'"));
         assert!(t("startswith(displayName,'O''B')"));
-        assert!(t("groupTypes/any(c:c eq 'Unified') and mailEnabled eq false"));
+        assert!(t(
+            "groupTypes/any(c:c eq 'Unified') and mailEnabled eq false"
+        ));
         assert!(t("status/errorCode eq 0"));
-        assert!(t("createdDateTime ge 2024-05-01T00:00:00Z and createdDateTime lt 2024-05-02"));
-        assert!(t("mail eq null and (mailEnabled eq true or not (status/errorCode ne 0))"));
+        assert!(t(
+            "createdDateTime ge 2024-05-01T00:00:00Z and createdDateTime lt 2024-05-02"
+        ));
+        assert!(t(
+            "mail eq null and (mailEnabled eq true or not (status/errorCode ne 0))"
+        ));
         assert!(!t("displayName ne 'O''Brien Adele'"));
         assert!(t("status/errorCode in (1, 0)"));
         assert!(Parser::parse("contains(displayName,'a')").is_err());
         assert!(Parser::parse("displayName eq").is_err());
         assert!(Parser::parse("(displayName eq 'a'").is_err());
-        let bounds = Parser::parse("createdDateTime ge 2024-01-01 and createdDateTime lt 2024-02-01")
-            .unwrap()
-            .time_bounds("createdDateTime");
-        assert!(matches!(bounds, (Some(Bound::Inclusive(_)), Some(Bound::Exclusive(_)))));
+        let bounds =
+            Parser::parse("createdDateTime ge 2024-01-01 and createdDateTime lt 2024-02-01")
+                .unwrap()
+                .time_bounds("createdDateTime");
+        assert!(matches!(
+            bounds,
+            (Some(Bound::Inclusive(_)), Some(Bound::Exclusive(_)))
+        ));
     }
 
     #[test]
