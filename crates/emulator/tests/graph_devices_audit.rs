@@ -80,6 +80,9 @@ async fn all_pages(
     (items, sizes)
 }
 
+/// Which ground-truth objects a filter case keeps.
+type Keep = Box<dyn Fn(&Value) -> bool>;
+
 fn ids(items: &[Value]) -> Vec<String> {
     items
         .iter()
@@ -106,7 +109,7 @@ async fn audit_state(h: &Harness) -> Value {
 }
 
 /// Ground-truth records newest first (the state lists them oldest first).
-fn newest_first<'a>(state: &'a Value, set: &str, keep: impl Fn(&Value) -> bool) -> Vec<String> {
+fn newest_first(state: &Value, set: &str, keep: impl Fn(&Value) -> bool) -> Vec<String> {
     state[set]
         .as_array()
         .unwrap()
@@ -153,7 +156,7 @@ async fn managed_devices_page_filter_and_get() {
         .as_str()
         .unwrap()
         .to_owned();
-    let cases: Vec<(String, Box<dyn Fn(&Value) -> bool>)> = vec![
+    let cases: Vec<(String, Keep)> = vec![
         (
             format!("operatingSystem eq '{os}'"),
             Box::new(move |d: &Value| d["operatingSystem"] == os.as_str()),
@@ -266,7 +269,7 @@ async fn sign_ins_newest_first_paged_and_filtered() {
         .to_owned();
     let user = records[10]["userId"].as_str().unwrap().to_owned();
     let app = records[20]["appId"].as_str().unwrap().to_owned();
-    let cases: Vec<(String, Box<dyn Fn(&Value) -> bool>)> = vec![
+    let cases: Vec<(String, Keep)> = vec![
         (
             format!("createdDateTime ge {from} and createdDateTime le {to}"),
             Box::new({

@@ -113,6 +113,9 @@ async fn all_pages(
     (items, sizes)
 }
 
+/// Which ground-truth objects a filter case keeps.
+type Keep = Box<dyn Fn(&Value) -> bool>;
+
 fn ids(items: &[Value]) -> Vec<String> {
     items
         .iter()
@@ -248,7 +251,7 @@ async fn select_filter_count_and_search_on_users() {
         .chars()
         .take(3)
         .collect();
-    let cases: Vec<(String, Box<dyn Fn(&Value) -> bool>)> = vec![
+    let cases: Vec<(String, Keep)> = vec![
         (
             format!("startswith(displayName,'{}')", prefix.replace('\'', "''")),
             Box::new({
@@ -621,7 +624,7 @@ async fn groups_members_and_transitive_members_match_the_model() {
     assert_eq!(sizes[0], 60);
     assert!(items[0].get("groupTypes").is_some() && items[0].get("members").is_none());
 
-    let kinds: Vec<(&str, Box<dyn Fn(&Value) -> bool>)> = vec![
+    let kinds: Vec<(&str, Keep)> = vec![
         (
             "groupTypes/any(c:c eq 'Unified')",
             Box::new(|g: &Value| {

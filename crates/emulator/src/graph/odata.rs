@@ -334,7 +334,7 @@ impl Options {
         mut fetch: impl FnMut(usize) -> Option<Fetched>,
     ) -> usize {
         positions
-            .filter_map(|p| fetch(p))
+            .filter_map(&mut fetch)
             .filter(|f| self.matches(&f.object))
             .count()
     }
