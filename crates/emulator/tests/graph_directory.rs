@@ -823,3 +823,80 @@ async fn deleted_objects_vanish_and_skiptokens_are_checked() {
         "The specified page token value has expired and can no longer be included in your request."
     );
 }
+
+#[tokio::test]
+async fn orderby_display_name_pages_in_sorted_order() {
+    let h = medium();
+    let t = token(&h, None).await;
+    let state = h.state(h.tenant()).await;
+    let sorted = |set: &str, desc: bool, keep: &dyn Fn(&Value) -> bool| -> Vec<String> {
+        let mut objects: Vec<(String, usize, String)> = live(&state, set)
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| keep(o))
+            .map(|(i, o)| {
+                (
+                    o["displayName"].as_str().unwrap().to_lowercase(),
+                    i,
+                    o["id"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        objects.sort();
+        if desc {
+            objects.reverse();
+        }
+        objects.into_iter().map(|(_, _, id)| id).collect()
+    };
+
+    let (items, _) = all_pages(
+        &h,
+        &t,
+        "/users",
+        &[("$orderby", "displayName"), ("$top", "400")],
+        &[],
+    )
+    .await;
+    assert_eq!(ids(&items), sorted("users", false, &|_| true));
+    let (items, _) = all_pages(
+        &h,
+        &t,
+        "/groups",
+        &[("$orderby", "displayName desc"), ("$top", "33")],
+        &[],
+    )
+    .await;
+    assert_eq!(ids(&items), sorted("groups", true, &|_| true));
+
+    // With $filter it is an advanced query.
+    let query = [
+        ("$orderby", "displayName"),
+        ("$filter", "mailEnabled eq true"),
+        ("$count", "true"),
+    ];
+    let (status, body) = get(&h, &t, "/groups", &query, &[]).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "Request_UnsupportedQuery")
+    );
+    let (items, _) = all_pages(
+        &h,
+        &t,
+        "/groups",
+        &query,
+        &[("ConsistencyLevel", "eventual")],
+    )
+    .await;
+    assert_eq!(
+        ids(&items),
+        sorted("groups", false, &|g| g["mailEnabled"] == true)
+    );
+
+    let (status, body) = get(&h, &t, "/users", &[("$orderby", "jobTitle")], &[]).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "Request_UnsupportedQuery")
+    );
+    let (status, body) = get(&h, &t, "/users", &[("$orderby", "shoeSize")], &[]).await;
+    assert_eq!((status, error_code(&body)), (400, "BadRequest"));
+}

@@ -101,6 +101,7 @@ const SIGN_INS: Resource = Resource {
     default_top: 1000,
     max_top: 1000,
     over_max: OverMax::Reject,
+    orderable: &[],
     directory: false,
 };
 
@@ -111,6 +112,7 @@ const DIRECTORY_AUDITS: Resource = Resource {
     default_top: 1000,
     max_top: 1000,
     over_max: OverMax::Reject,
+    orderable: &[],
     directory: false,
 };
 
@@ -122,6 +124,7 @@ const ALERTS: Resource = Resource {
     default_top: 2000,
     max_top: 2000,
     over_max: OverMax::Clamp,
+    orderable: &[],
     directory: false,
 };
 

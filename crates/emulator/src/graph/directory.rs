@@ -106,6 +106,7 @@ const USERS: Resource = Resource {
     default_top: 100,
     max_top: 999,
     over_max: OverMax::Reject,
+    orderable: &["displayName", "userPrincipalName", "createdDateTime"],
     directory: true,
 };
 
@@ -116,6 +117,7 @@ const GROUPS: Resource = Resource {
     default_top: 100,
     max_top: 999,
     over_max: OverMax::Reject,
+    orderable: &["displayName", "createdDateTime"],
     directory: true,
 };
 
@@ -127,6 +129,7 @@ const DIRECTORY_OBJECTS: Resource = Resource {
     default_top: 100,
     max_top: 999,
     over_max: OverMax::Reject,
+    orderable: &[],
     directory: true,
 };
 
@@ -250,13 +253,43 @@ pub(crate) fn list_users(state: &State, caller: &Caller, req: &GraphRequest) -> 
         lifetime
     ));
     let activity = try_graph!(sign_in_activity(caller, &mut opts));
-    let len = dir.users.len();
     let fetch = |i: usize| user_fetched(dir, i, activity, false);
-    let count = opts.total(0..len, fetch);
-    let start = opts.cursor.as_ref().map_or(0, |c| c.pos);
-    let scan = opts.scan(start..len, fetch);
+    let key = |i: usize, property: &str| {
+        let u = dir.users.get(i).filter(|u| u.state == ObjState::Active)?;
+        Some(match property {
+            "displayName" => Some(u.display_name.clone()),
+            "userPrincipalName" => Some(u.user_principal_name.clone()),
+            _ => Some(crate::json::iso(u.created_date_time)),
+        })
+    };
+    let id_at = |i: usize| Some(dir.users.get(i)?.id.clone());
+    let (scan, count) = page(&opts, dir.users.len(), fetch, key, id_at);
     drop(world);
     opts.answer(req, opts.context(req, "users"), scan, count)
+}
+
+/// One page of a top-level collection (users, groups): in storage order from the cursor
+/// (O(page)), or with `$orderby` in sorted order, resumed at the cursor's anchor.
+fn page(
+    opts: &odata::Options,
+    len: usize,
+    fetch: impl Fn(usize) -> Option<Fetched> + Copy,
+    key: impl Fn(usize, &str) -> Option<Option<String>>,
+    id_at: impl Fn(usize) -> Option<String>,
+) -> (odata::Scan, Option<usize>) {
+    match opts.ordered(len, key) {
+        None => {
+            let count = opts.total(0..len, fetch);
+            let start = opts.cursor.as_ref().map_or(0, |c| c.pos);
+            (opts.scan(start..len, fetch), count)
+        }
+        Some(order) => {
+            let fetch = |p: usize| order.get(p).and_then(|&i| fetch(i));
+            let count = opts.total(0..order.len(), fetch);
+            let start = resume(opts, |p| order.get(p).and_then(|&i| id_at(i)), order.len());
+            (opts.scan(start..order.len(), fetch), count)
+        }
+    }
 }
 
 /// `GET /users/{id | userPrincipalName}` (and `GET /users/$count`).
@@ -418,11 +451,16 @@ pub(crate) fn list_groups(state: &State, caller: &Caller, req: &GraphRequest) ->
         &caller.tenant_id,
         lifetime
     ));
-    let len = dir.groups.len();
     let fetch = |i: usize| group_fetched(dir, i, false);
-    let count = opts.total(0..len, fetch);
-    let start = opts.cursor.as_ref().map_or(0, |c| c.pos);
-    let scan = opts.scan(start..len, fetch);
+    let key = |i: usize, property: &str| {
+        let g = dir.groups.get(i).filter(|g| g.state == ObjState::Active)?;
+        Some(match property {
+            "displayName" => Some(g.display_name.clone()),
+            _ => Some(crate::json::iso(g.created_date_time)),
+        })
+    };
+    let id_at = |i: usize| Some(dir.groups.get(i)?.id.clone());
+    let (scan, count) = page(&opts, dir.groups.len(), fetch, key, id_at);
     drop(world);
     opts.answer(req, opts.context(req, "groups"), scan, count)
 }

@@ -38,6 +38,8 @@ pub(crate) struct Resource {
     pub(crate) max_top: usize,
     /// What a larger `$top` does.
     pub(crate) over_max: OverMax,
+    /// Properties `$orderby` accepts (users and groups: displayName and a few more).
+    pub(crate) orderable: &'static [&'static str],
     /// A directory object: `$count`, `$search`, `ne`, `not` and `endsWith` are advanced
     /// queries needing `ConsistencyLevel: eventual` (and `$count=true` but for `$search`).
     pub(crate) directory: bool,
@@ -56,6 +58,8 @@ pub(crate) struct Options {
     pub(crate) search: Option<Search>,
     /// Whether `@odata.count` is answered.
     pub(crate) count: bool,
+    /// `$orderby`: the property and whether descending.
+    pub(crate) order: Option<(String, bool)>,
     /// Where to resume (`$skiptoken`).
     pub(crate) cursor: Option<Cursor>,
     check_key: String,
@@ -176,13 +180,48 @@ pub(crate) fn parse(
         }
         _ => None,
     };
-    if let Some(order) = req.query("$orderby") {
-        return Err(graph_error(
-            400,
-            "Request_UnsupportedQuery",
-            &format!("Sorting by '{order}' is not supported on this collection."),
-        ));
-    }
+    let order = match req.query("$orderby") {
+        Some(text) if !text.trim().is_empty() => {
+            let mut words = text.split_whitespace();
+            let name = words.next().unwrap_or_default();
+            let desc = match words.next().map(str::to_ascii_lowercase).as_deref() {
+                None | Some("asc") => false,
+                Some("desc") => true,
+                Some(_) => {
+                    return Err(bad_request(&format!(
+                        "Invalid $orderby expression '{text}'."
+                    )));
+                }
+            };
+            if words.next().is_some() || text.contains(',') {
+                return Err(graph_error(
+                    400,
+                    "Request_UnsupportedQuery",
+                    "Sorting by more than one property is not supported.",
+                ));
+            }
+            let canonical = res
+                .canonical(name, extra)
+                .ok_or_else(|| no_property(res, name))?;
+            if !res.orderable.contains(&canonical.as_str()) {
+                return Err(graph_error(
+                    400,
+                    "Request_UnsupportedQuery",
+                    &format!("Sorting by '{canonical}' is not supported on this collection."),
+                ));
+            }
+            // $filter with $orderby is an advanced query (aad-advanced-queries).
+            if res.directory && filter.is_some() && !(advanced && count_asked) {
+                return Err(graph_error(
+                    400,
+                    "Request_UnsupportedQuery",
+                    "Unsupported Query.",
+                ));
+            }
+            Some((canonical, desc))
+        }
+        _ => None,
+    };
     if req.query("$skip").is_some() {
         return Err(graph_error(
             400,
@@ -201,6 +240,7 @@ pub(crate) fn parse(
         filter,
         search,
         count,
+        order,
         cursor,
         check_key,
     })
@@ -248,6 +288,25 @@ impl Options {
         self.select
             .as_ref()
             .is_some_and(|s| s.iter().any(|p| p == property))
+    }
+
+    /// Raw positions `0..len` in `$orderby` order (case-insensitive, nulls first ascending,
+    /// ties in position order), skipping positions whose `key` is `None` (invisible
+    /// objects); `None` without `$orderby`. This sorts the collection on every page.
+    pub(crate) fn ordered(
+        &self,
+        len: usize,
+        key: impl Fn(usize, &str) -> Option<Option<String>>,
+    ) -> Option<Vec<usize>> {
+        let (property, desc) = self.order.as_ref()?;
+        let mut keyed: Vec<(Option<String>, usize)> = (0..len)
+            .filter_map(|i| key(i, property).map(|k| (k.map(|k| k.to_lowercase()), i)))
+            .collect();
+        keyed.sort();
+        if *desc {
+            keyed.reverse();
+        }
+        Some(keyed.into_iter().map(|(_, i)| i).collect())
     }
 
     /// Whether `$filter` refers to `property`.
