@@ -461,6 +461,48 @@ async fn sign_in_activity_needs_audit_permission_and_smaller_pages() {
     let (status, page) = get(&h, &users_only, "/users", &[], &[]).await;
     assert_eq!(status, 200);
     assert!(page["value"][0].get("signInActivity").is_none());
+
+    // Filtering on signInActivity: inactive users, as a sync would look for them.
+    let mut times: Vec<&str> = truth
+        .values()
+        .filter_map(|a| a["lastSignInDateTime"].as_str())
+        .collect();
+    times.sort_unstable();
+    let cutoff = times[times.len() / 3].to_owned();
+    let expected: BTreeSet<&str> = truth
+        .iter()
+        .filter(|(_, a)| {
+            a["lastSignInDateTime"]
+                .as_str()
+                .is_some_and(|t| t <= cutoff.as_str())
+        })
+        .map(|(id, _)| *id)
+        .collect();
+    let filter = format!("signInActivity/lastSignInDateTime le {cutoff}");
+    let (items, sizes) = all_pages(&h, &all, "/users", &[("$filter", &filter)], &[]).await;
+    assert!(sizes.iter().all(|&n| n <= 100));
+    assert_eq!(
+        ids(&items)
+            .iter()
+            .map(String::as_str)
+            .collect::<BTreeSet<_>>(),
+        expected
+    );
+    assert!(items[0].get("signInActivity").is_none(), "not selected");
+    let (status, body) = get(
+        &h,
+        &all,
+        "/users",
+        &[("$filter", &format!("{filter} and accountEnabled eq true"))],
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (400, "Request_UnsupportedQuery")
+    );
+    let (status, _) = get(&h, &users_only, "/users", &[("$filter", &filter)], &[]).await;
+    assert_eq!(status, 403);
 }
 
 #[tokio::test]

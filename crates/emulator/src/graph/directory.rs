@@ -211,6 +211,18 @@ fn sign_in_activity(caller: &Caller, opts: &mut odata::Options) -> Result<bool, 
         return Ok(false);
     }
     caller.require(SIGN_IN_ACTIVITY_READ)?;
+    // "signInActivity supports $filter (eq, ne, not, ge, le) but not with any other
+    // filterable properties" (user-list).
+    if let Some(filter) = &opts.filter
+        && filter.mentions("signInActivity")
+        && filter.mentions_other_than("signInActivity")
+    {
+        return Err(graph_error(
+            400,
+            "Request_UnsupportedQuery",
+            "Unsupported or invalid query filter clause specified for property 'signInActivity' of resource 'User'.",
+        ));
+    }
     opts.top = opts.top.min(SIGN_IN_ACTIVITY_MAX_TOP);
     Ok(true)
 }

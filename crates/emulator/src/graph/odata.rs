@@ -645,7 +645,22 @@ impl Expr {
         }
     }
 
-    fn mentions(&self, property: &str) -> bool {
+    /// Whether the filter names any property other than `property`.
+    pub(crate) fn mentions_other_than(&self, property: &str) -> bool {
+        match self {
+            Self::And(a, b) | Self::Or(a, b) => {
+                a.mentions_other_than(property) || b.mentions_other_than(property)
+            }
+            Self::Not(a) => a.mentions_other_than(property),
+            Self::Cmp(p, ..)
+            | Self::In(p, _)
+            | Self::StartsWith(p, _)
+            | Self::EndsWith(p, _)
+            | Self::Any(p, ..) => p.first().is_none_or(|f| f != property),
+        }
+    }
+
+    pub(crate) fn mentions(&self, property: &str) -> bool {
         match self {
             Self::And(a, b) | Self::Or(a, b) => a.mentions(property) || b.mentions(property),
             Self::Not(a) => a.mentions(property),
