@@ -942,3 +942,59 @@ async fn orderby_display_name_pages_in_sorted_order() {
     let (status, body) = get(&h, &t, "/users", &[("$orderby", "shoeSize")], &[]).await;
     assert_eq!((status, error_code(&body)), (400, "BadRequest"));
 }
+
+#[tokio::test]
+async fn expand_manager_on_users() {
+    let h = medium();
+    let t = token(&h, None).await;
+    let state = h.state(h.tenant()).await;
+    let users = live(&state, "users");
+    let managers: HashMap<&str, &Value> = users
+        .iter()
+        .map(|u| (u["id"].as_str().unwrap(), &u["managerId"]))
+        .collect();
+
+    let (items, _) = all_pages(
+        &h,
+        &t,
+        "/users",
+        &[
+            ("$select", "id,displayName"),
+            ("$expand", "manager($select=id,displayName)"),
+            ("$top", "999"),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(items.len(), users.len());
+    for u in &items {
+        let expected = managers[u["id"].as_str().unwrap()];
+        match u.get("manager") {
+            Some(m) => {
+                assert_eq!(&m["id"], expected);
+                assert_eq!(m["@odata.type"], "#microsoft.graph.user");
+                let keys: BTreeSet<&str> =
+                    m.as_object().unwrap().keys().map(String::as_str).collect();
+                assert_eq!(keys, BTreeSet::from(["@odata.type", "id", "displayName"]));
+            }
+            None => assert!(expected.is_null()),
+        }
+    }
+    assert!(items.iter().any(|u| u.get("manager").is_some()));
+
+    let with_manager = users.iter().find(|u| u["managerId"].is_string()).unwrap();
+    let id = with_manager["id"].as_str().unwrap();
+    let (status, one) = get(
+        &h,
+        &t,
+        &format!("/users/{id}"),
+        &[("$expand", "manager")],
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(one["manager"]["id"], with_manager["managerId"]);
+    assert!(one["manager"]["userPrincipalName"].is_string());
+    let (status, body) = get(&h, &t, "/users", &[("$expand", "hobbies")], &[]).await;
+    assert_eq!((status, error_code(&body)), (400, "BadRequest"));
+}

@@ -101,6 +101,7 @@ const SIGN_INS: Resource = Resource {
     default_top: 1000,
     max_top: 1000,
     over_max: OverMax::Reject,
+    expandable: &[],
     orderable: &[],
     directory: false,
 };
@@ -112,6 +113,7 @@ const DIRECTORY_AUDITS: Resource = Resource {
     default_top: 1000,
     max_top: 1000,
     over_max: OverMax::Reject,
+    expandable: &[],
     orderable: &[],
     directory: false,
 };
@@ -124,6 +126,7 @@ const ALERTS: Resource = Resource {
     default_top: 2000,
     max_top: 2000,
     over_max: OverMax::Clamp,
+    expandable: &[],
     orderable: &[],
     directory: false,
 };

@@ -73,6 +73,7 @@ const DEVICES: Resource = Resource {
     default_top: 1000,
     max_top: 1000,
     over_max: OverMax::Clamp,
+    expandable: &[],
     orderable: &[],
     directory: false,
 };

@@ -1,7 +1,7 @@
 //! Users and groups: list, get, manager, memberOf, members (direct and transitive).
 //! Only live objects are visible; tombstones are for delta alone.
 
-use serde_json::json;
+use serde_json::{Map, Value, json};
 
 use super::auth::Caller;
 use super::odata::{self, Fetched, OverMax, Resource};
@@ -106,6 +106,7 @@ const USERS: Resource = Resource {
     default_top: 100,
     max_top: 999,
     over_max: OverMax::Reject,
+    expandable: &["manager"],
     orderable: &["displayName", "userPrincipalName", "createdDateTime"],
     directory: true,
 };
@@ -117,6 +118,7 @@ const GROUPS: Resource = Resource {
     default_top: 100,
     max_top: 999,
     over_max: OverMax::Reject,
+    expandable: &[],
     orderable: &["displayName", "createdDateTime"],
     directory: true,
 };
@@ -129,6 +131,7 @@ const DIRECTORY_OBJECTS: Resource = Resource {
     default_top: 100,
     max_top: 999,
     over_max: OverMax::Reject,
+    expandable: &[],
     orderable: &[],
     directory: true,
 };
@@ -183,6 +186,35 @@ fn user_fetched(dir: &Directory, idx: usize, activity: bool, typed: bool) -> Opt
         defaults: USER_DEFAULT_PROPERTIES,
         odata_type: typed.then_some(MemberKind::User.odata_type()),
     })
+}
+
+/// Adds `manager` to a user when `$expand=manager` asked for it (absent without one).
+fn with_manager(dir: &Directory, opts: &odata::Options, f: Option<Fetched>) -> Option<Fetched> {
+    let mut f = f?;
+    let Some((_, select)) = &opts.expand else {
+        return Some(f);
+    };
+    let manager = dir
+        .user_idx(&f.id)
+        .and_then(|i| dir.users[i as usize].manager)
+        .and_then(|m| user_fetched(dir, m as usize, false, true));
+    if let Some(m) = manager {
+        let mut out = Map::new();
+        out.insert(
+            "@odata.type".into(),
+            Value::String(MemberKind::User.odata_type().to_owned()),
+        );
+        let names: Vec<&str> = match select {
+            Some(names) => names.iter().map(String::as_str).collect(),
+            None => USER_DEFAULT_PROPERTIES.to_vec(),
+        };
+        for name in names {
+            let v = m.object.get(name).cloned().unwrap_or(Value::Null);
+            out.insert(name.to_owned(), v);
+        }
+        f.object.insert("manager".into(), Value::Object(out));
+    }
+    Some(f)
 }
 
 fn group_fetched(dir: &Directory, idx: usize, typed: bool) -> Option<Fetched> {
@@ -265,7 +297,7 @@ pub(crate) fn list_users(state: &State, caller: &Caller, req: &GraphRequest) -> 
         lifetime
     ));
     let activity = try_graph!(sign_in_activity(caller, &mut opts));
-    let fetch = |i: usize| user_fetched(dir, i, activity, false);
+    let fetch = |i: usize| with_manager(dir, &opts, user_fetched(dir, i, activity, false));
     let key = |i: usize, property: &str| {
         let u = dir.users.get(i).filter(|u| u.state == ObjState::Active)?;
         Some(match property {
@@ -330,7 +362,7 @@ pub(crate) fn get_user(
     let Some(idx) = dir.live_user(id) else {
         return not_found(id);
     };
-    let Some(f) = user_fetched(dir, idx as usize, activity, false) else {
+    let Some(f) = with_manager(dir, &opts, user_fetched(dir, idx as usize, activity, false)) else {
         return not_found(id);
     };
     let mut body = opts.project(f.object, f.defaults, None);

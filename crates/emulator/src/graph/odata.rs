@@ -38,6 +38,8 @@ pub(crate) struct Resource {
     pub(crate) max_top: usize,
     /// What a larger `$top` does.
     pub(crate) over_max: OverMax,
+    /// Navigation properties `$expand` accepts (users: manager).
+    pub(crate) expandable: &'static [&'static str],
     /// Properties `$orderby` accepts (users and groups: displayName and a few more).
     pub(crate) orderable: &'static [&'static str],
     /// A directory object: `$count`, `$search`, `ne`, `not` and `endsWith` are advanced
@@ -58,6 +60,8 @@ pub(crate) struct Options {
     pub(crate) search: Option<Search>,
     /// Whether `@odata.count` is answered.
     pub(crate) count: bool,
+    /// `$expand`: the navigation property and the `$select` inside its parentheses.
+    pub(crate) expand: Option<(String, Option<Vec<String>>)>,
     /// `$orderby`: the property and whether descending.
     pub(crate) order: Option<(String, bool)>,
     /// Where to resume (`$skiptoken`).
@@ -180,6 +184,10 @@ pub(crate) fn parse(
         }
         _ => None,
     };
+    let expand = match req.query("$expand") {
+        Some(text) if !text.trim().is_empty() => Some(parse_expand(text.trim(), res, extra)?),
+        _ => None,
+    };
     let order = match req.query("$orderby") {
         Some(text) if !text.trim().is_empty() => {
             let mut words = text.split_whitespace();
@@ -240,6 +248,7 @@ pub(crate) fn parse(
         filter,
         search,
         count,
+        expand,
         order,
         cursor,
         check_key,
@@ -269,6 +278,51 @@ fn parse_select(
         }
     }
     Ok(out)
+}
+
+/// `nav` or `nav($select=a,b)`, one navigation property the resource can expand.
+fn parse_expand(
+    text: &str,
+    res: &Resource,
+    extra: &dyn Fn(&str) -> Option<String>,
+) -> Result<(String, Option<Vec<String>>), GraphResponse> {
+    let failed = |name: &str| {
+        bad_request(&format!(
+            "Parsing OData Select and Expand failed: Could not find a property named '{name}' on type '{}'.",
+            res.type_name
+        ))
+    };
+    let (name, options) = match text.split_once('(') {
+        Some((name, rest)) => {
+            let inner = rest.strip_suffix(')').ok_or_else(|| failed(text))?;
+            (name.trim(), Some(inner))
+        }
+        None => (text, None),
+    };
+    if name.contains(',') {
+        return Err(graph_error(
+            400,
+            "Request_UnsupportedQuery",
+            "Expanding more than one navigation property is not supported.",
+        ));
+    }
+    let nav = res
+        .expandable
+        .iter()
+        .find(|n| n.eq_ignore_ascii_case(name))
+        .ok_or_else(|| failed(name))?;
+    let select = match options {
+        None => None,
+        Some(inner) => {
+            let list = inner
+                .split_once('=')
+                .filter(|(k, _)| k.trim().eq_ignore_ascii_case("$select"))
+                .map(|(_, v)| v)
+                .ok_or_else(|| failed(text))?;
+            Some(parse_select(list, res, extra)?)
+        }
+    };
+    Ok(((*nav).to_owned(), select))
 }
 
 fn unsupported_filter(res: &Resource, prop: &str) -> GraphResponse {
@@ -331,6 +385,10 @@ impl Options {
         if let Some(t) = odata_type {
             out.insert("@odata.type".into(), Value::String(t.to_owned()));
         }
+        let expanded = self
+            .expand
+            .as_ref()
+            .and_then(|(nav, _)| Some((nav.clone(), object.remove(nav)?)));
         match &self.select {
             Some(names) => {
                 for name in names {
@@ -347,6 +405,9 @@ impl Options {
                     out.insert((*name).to_owned(), v);
                 }
             }
+        }
+        if let Some((nav, v)) = expanded {
+            out.insert(nav, v);
         }
         Value::Object(out)
     }
