@@ -90,6 +90,13 @@ fn ids(items: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// An ISO 8601 instant an hour earlier.
+fn chrono_minus_one_hour(iso: &str) -> String {
+    let t = chrono::DateTime::parse_from_rfc3339(iso).unwrap() - chrono::Duration::hours(1);
+    t.to_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or_default()
 }
@@ -342,6 +349,34 @@ async fn sign_ins_newest_first_paged_and_filtered() {
         .unwrap();
     let (_, page) = get(&h, &t, "/auditLogs/signIns", &[("$top", "1")]).await;
     assert_eq!(page["value"][0]["id"], created["id"]);
+
+    // A record inserted into the middle of the log while paging (an older sign-in shifts
+    // every stored position): the skiptoken still resumes at the right record.
+    let (_, first) = get(&h, &t, "/auditLogs/signIns", &[("$top", "1000")]).await;
+    let mut seen = ids(first["value"].as_array().unwrap());
+    let oldest = records[0]["createdDateTime"].as_str().unwrap();
+    let old_time = chrono_minus_one_hour(oldest);
+    let backdated: Value = h
+        .client
+        .post(h.url(&format!("/_emulator/tenants/{tenant}/signIns")))
+        .json(&json!({"userId": records[0]["userId"], "createdDateTime": old_time}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut next = first["@odata.nextLink"].as_str().map(str::to_owned);
+    while let Some(link) = next {
+        let (status, page) = get(&h, &t, &link, &[]).await;
+        assert_eq!(status, 200);
+        seen.extend(ids(page["value"].as_array().unwrap()));
+        next = page["@odata.nextLink"].as_str().map(str::to_owned);
+    }
+    let mut expected = truth.clone();
+    expected.insert(0, created["id"].as_str().unwrap().to_owned());
+    expected.push(backdated["id"].as_str().unwrap().to_owned());
+    assert_eq!(seen, expected);
 
     let (status, body) = get(&h, &limited, "/auditLogs/signIns", &[]).await;
     assert_eq!((status, code(&body)), (403, "Authorization_RequestDenied"));
