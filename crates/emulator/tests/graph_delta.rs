@@ -515,7 +515,7 @@ async fn groups_delta_splits_members_and_tracks_membership() {
     let created = created["id"].as_str().unwrap().to_owned();
 
     // The next round, one object per page, shows exactly those changes.
-    let (pages, _) = g.round(&delta_link, Some(1)).await;
+    let (pages, link2) = g.round(&delta_link, Some(1)).await;
     let items = pages.concat();
     let ids: BTreeSet<String> = items
         .iter()
@@ -595,6 +595,32 @@ async fn groups_delta_splits_members_and_tracks_membership() {
         replica.objects[&renamed]["displayName"],
         "Renamed by delta test"
     );
+
+    // A restored group comes back with its members.
+    g.control(
+        reqwest::Method::POST,
+        &format!("/groups/{soft}/restore"),
+        None,
+    )
+    .await;
+    let (pages, _) = g.round(&link2, Some(3)).await;
+    let items = pages.concat();
+    assert!(
+        items
+            .iter()
+            .any(|i| i["id"] == soft.as_str() && i.get("@removed").is_none())
+    );
+    for item in &items {
+        replica.apply(item);
+    }
+    let truth_restored = h.state(&g.tenant).await;
+    let (truth_ids, truth_members) = group_truth(&truth_restored);
+    assert!(truth_ids.contains(&soft));
+    assert_eq!(
+        replica.objects.keys().cloned().collect::<BTreeSet<_>>(),
+        truth_ids
+    );
+    assert_eq!(replica_members(&replica), truth_members);
 
     // `$select=displayName,members` tracks just those.
     let (pages, _) = g

@@ -407,11 +407,12 @@ fn resync_required(
                 .to_owned(),
             );
         }
-        let query: String = form_urlencoded::Serializer::new(String::new())
-            .append_pair("$select", &names.join(","))
-            .finish();
-        location.push('?');
-        location.push_str(&query);
+        let names: Vec<String> = names
+            .iter()
+            .map(|n| form_urlencoded::byte_serialize(n.as_bytes()).collect())
+            .collect();
+        location.push_str("?$select=");
+        location.push_str(&names.join(","));
     }
     graph_error(
         410,
@@ -433,11 +434,10 @@ fn context(req: &GraphRequest, kind: Kind, select: Option<&[String]>) -> String 
     }
 }
 
+/// A nextLink or deltaLink. Tokens are base64url, so they need no escaping, and the `$` of the
+/// parameter stays literal as in Graph's own links.
 fn link(req: &GraphRequest, kind: Kind, param: &str, token: &str) -> String {
-    let query: String = form_urlencoded::Serializer::new(String::new())
-        .append_pair(param, token)
-        .finish();
-    format!("{}/{}/delta?{query}", req.base_url, kind.segment())
+    format!("{}/{}/delta?{param}={token}", req.base_url, kind.segment())
 }
 
 fn member_key(member: Member) -> (u8, u32) {
@@ -731,6 +731,179 @@ fn groups_page(dir: &Directory, round: &Round, size: usize) -> (Vec<Value>, Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn user(id: &str) -> crate::model::User {
+        crate::model::User {
+            id: id.into(),
+            display_name: id.into(),
+            given_name: None,
+            surname: None,
+            user_principal_name: format!("{id}@t.onmicrosoft.com"),
+            mail: None,
+            mail_nickname: id.into(),
+            job_title: None,
+            department: None,
+            office_location: None,
+            company_name: None,
+            city: None,
+            country: None,
+            usage_location: None,
+            mobile_phone: None,
+            business_phones: vec![],
+            employee_id: None,
+            preferred_language: None,
+            account_enabled: true,
+            user_type: "Member".into(),
+            created_date_time: chrono::Utc::now(),
+            manager: None,
+            sign_in_activity: crate::model::SignInActivity::default(),
+            extra: Map::new(),
+            state: ObjState::Active,
+            deleted_date_time: None,
+            memberships_before_delete: vec![],
+            version: 0,
+        }
+    }
+
+    fn group(id: &str) -> crate::model::Group {
+        crate::model::Group {
+            id: id.into(),
+            display_name: id.into(),
+            description: None,
+            mail: None,
+            mail_enabled: false,
+            mail_nickname: id.into(),
+            security_enabled: true,
+            group_types: vec![],
+            visibility: None,
+            created_date_time: chrono::Utc::now(),
+            members: vec![],
+            extra: Map::new(),
+            state: ObjState::Active,
+            deleted_date_time: None,
+            version: 0,
+        }
+    }
+
+    fn round(initial: bool, since: u64, cursor: Cursor, size: usize) -> Round {
+        Round {
+            kind: Kind::Groups,
+            select: None,
+            tracks: true,
+            initial,
+            since,
+            upto: 0,
+            cursor: cursor.0,
+            member_after: cursor.1,
+            page_size: size,
+        }
+    }
+
+    fn member_ids(items: &[Value]) -> Vec<String> {
+        items
+            .iter()
+            .flat_map(|i| i["members@delta"].as_array().cloned().unwrap_or_default())
+            .map(|m| m["id"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// A member removed before the cursor while a round is paged must not make the round
+    /// skip another member.
+    #[test]
+    fn member_slices_survive_changes_between_pages() {
+        let mut dir = Directory::default();
+        let users: Vec<u32> = (0..10)
+            .map(|i| dir.push_user(user(&format!("u{i}"))))
+            .collect();
+        let g = dir.push_group(group("group-0001"));
+        for &u in &users {
+            dir.add_member(
+                g,
+                Member {
+                    kind: MemberKind::User,
+                    idx: u,
+                },
+            );
+        }
+        let (first, next) = groups_page(&dir, &round(true, 0, (0, None), 3), 3);
+        assert_eq!(member_ids(&first), ["u0", "u1", "u2"]);
+        let next = next.expect("more pages");
+        dir.remove_member(
+            g,
+            Member {
+                kind: MemberKind::User,
+                idx: users[1],
+            },
+        );
+        let mut seen = member_ids(&first);
+        let mut cursor = Some(next);
+        while let Some(c) = cursor {
+            let (items, after) = groups_page(&dir, &round(true, 0, c, 3), 3);
+            assert!(
+                items.iter().all(|i| i["id"] == "group-0001"),
+                "the group repeats"
+            );
+            seen.extend(member_ids(&items));
+            cursor = after;
+        }
+        let expected: Vec<String> = (0..10).map(|i| format!("u{i}")).collect();
+        assert_eq!(seen, expected, "nothing skipped, nothing repeated");
+
+        // Changes since a version: net per member, removals marked.
+        let since = dir.version;
+        dir.remove_member(
+            g,
+            Member {
+                kind: MemberKind::User,
+                idx: users[2],
+            },
+        );
+        dir.add_member(
+            g,
+            Member {
+                kind: MemberKind::User,
+                idx: users[1],
+            },
+        );
+        dir.remove_member(
+            g,
+            Member {
+                kind: MemberKind::User,
+                idx: users[1],
+            },
+        );
+        let (items, next) = groups_page(&dir, &round(false, since, (0, None), 100), 100);
+        assert!(next.is_none());
+        let changes = items[0]["members@delta"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(changes.len(), 2);
+        assert!(changes.iter().all(|m| m["@removed"]["reason"] == "deleted"));
+    }
+
+    #[test]
+    fn resync_points_at_a_fresh_round() {
+        let req = GraphRequest {
+            method: "GET".into(),
+            path: "/groups/delta".into(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: None,
+            base_url: "https://127.0.0.1:1/v1.0".into(),
+        };
+        let answer = resync_required(&req, Kind::Groups, Some(&["displayName".to_owned()]), true);
+        assert_eq!(answer.status, 410);
+        let location = answer
+            .headers
+            .iter()
+            .find(|(k, _)| k == "Location")
+            .map(|(_, v)| v.as_str());
+        assert_eq!(
+            location,
+            Some("https://127.0.0.1:1/v1.0/groups/delta?$select=displayName,members")
+        );
+    }
 
     #[test]
     fn page_size_preference_is_read_and_clamped() {
