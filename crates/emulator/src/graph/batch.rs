@@ -194,13 +194,20 @@ fn item_request(
     headers: Vec<(String, String)>,
     body: Option<Value>,
 ) -> Result<GraphRequest, GraphResponse> {
-    if url.contains("://") {
-        return Err(bad(
-            "The url of a batch request must be relative to the service root, e.g. '/users'.",
-        ));
-    }
-    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    // Relative to the service root: `/users`, `users?$select=id`. SDKs built on Kiota may pass
+    // the request's absolute URL or a path that keeps the version segment; both name the same
+    // resource, so they are read the same way.
+    let relative = match url.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |at| &rest[at..]),
+        None => url,
+    };
+    let (path, query) = relative.split_once('?').unwrap_or((relative, ""));
+    let path = path.split('#').next().unwrap_or_default();
     let path = format!("/{}", path.trim_start_matches('/'));
+    let path = match path.strip_prefix("/v1.0") {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => rest.to_owned(),
+        _ => path,
+    };
     let path = percent_encoding::percent_decode_str(&path)
         .decode_utf8_lossy()
         .into_owned();
@@ -313,6 +320,17 @@ mod tests {
         assert_eq!(first.query("$select"), Some("id,displayName"));
         assert_eq!(first.header("authorization"), Some("Bearer x"));
         assert_eq!(execution_order(&items).ok(), Some(vec![0, 1]));
+
+        // What Kiota-based SDKs may send: absolute URLs, or the version segment kept.
+        for url in [
+            "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=latest",
+            "/v1.0/users/delta?$deltatoken=latest",
+        ] {
+            let request = item_request(&batch(json!({})), "GET", url, Vec::new(), None)
+                .expect("a readable url");
+            assert_eq!(request.path, "/users/delta");
+            assert_eq!(request.query("$deltatoken"), Some("latest"));
+        }
     }
 
     #[test]
