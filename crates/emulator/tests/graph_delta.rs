@@ -329,6 +329,39 @@ async fn users_delta_select_and_permissions() {
     assert_eq!(items[0]["jobTitle"], "Selected");
     assert!(items[0].get("userPrincipalName").is_none());
 
+    // `$filter` by id tracks just the named users, in later rounds too.
+    let (a, b, c) = (
+        all[1]["id"].as_str().unwrap().to_owned(),
+        all[2]["id"].as_str().unwrap().to_owned(),
+        all[3]["id"].as_str().unwrap().to_owned(),
+    );
+    let (pages, filtered_link) = g
+        .round(
+            &format!("/users/delta?$filter=id eq '{a}' or id eq '{b}'"),
+            None,
+        )
+        .await;
+    let ids: BTreeSet<String> = pages
+        .concat()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, BTreeSet::from([a.clone(), b.clone()]));
+    for id in [&b, &c] {
+        g.control(
+            reqwest::Method::PATCH,
+            &format!("/users/{id}"),
+            Some(json!({"officeLocation": "Filtered"})),
+        )
+        .await;
+    }
+    let (pages, _) = g.round(&filtered_link, None).await;
+    let items = pages.concat();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["id"], b.as_str());
+    let (status, _, _) = g.get("/users/delta?$filter=displayName eq 'x'", None).await;
+    assert_eq!(status, 400);
+
     let (status, _, body) = g.get("/users/delta?$select=nope", None).await;
     assert_eq!(status, 400);
     assert_eq!(body["error"]["code"], "Request_BadRequest");

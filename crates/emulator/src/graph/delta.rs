@@ -87,6 +87,9 @@ struct Token {
     t: String,
     /// `$select`ed properties, canonical names; `None`: the default set.
     s: Option<Vec<String>>,
+    /// `$filter=id eq '…' or …`: the only objects tracked; `None`: all.
+    #[serde(default)]
+    q: Option<Vec<String>>,
     /// Whether `members@delta` (groups) or `manager@delta` (users) is tracked.
     n: bool,
     /// Initial round (every live object) rather than changes since `f`.
@@ -184,14 +187,53 @@ fn selectable(dir: &Directory, kind: Kind) -> Vec<String> {
     names
 }
 
-/// Parses `$select` (and `$expand=members` for groups) of an initial or deltaLink request into
-/// (selected properties, whether the relationship is tracked).
-fn parse_select(
+/// What the initial request (or a deltaLink request that changes it) asks to track.
+struct Options {
+    /// `$select`ed properties, canonical names; `None`: the default set.
+    select: Option<Vec<String>>,
+    /// Whether `members@delta` (groups) or `manager@delta` (users) is tracked.
+    tracks: bool,
+    /// Objects named by `$filter=id eq '…'`; `None`: all.
+    ids: Option<Vec<String>>,
+}
+
+/// The most objects a `$filter` may name (documented limit of 50).
+const MAX_FILTER_IDS: usize = 50;
+
+/// Parses the only `$filter` delta supports on users and groups: `id eq '…'` joined by `or`.
+fn parse_filter(filter: &str) -> Option<Vec<String>> {
+    let mut ids = Vec::new();
+    let lower = filter.to_ascii_lowercase();
+    let mut rest = filter.trim();
+    let mut rest_lower = lower.trim();
+    loop {
+        let after_id = rest_lower.strip_prefix("id")?.trim_start();
+        let after_eq = after_id.strip_prefix("eq")?.trim_start();
+        let offset = rest_lower.len() - after_eq.len();
+        let value = rest[offset..].strip_prefix('\'')?;
+        let end = value.find('\'')?;
+        ids.push(value[..end].to_owned());
+        let consumed = rest.len() - value.len() + end + 1;
+        rest = rest[consumed..].trim_start();
+        rest_lower = rest_lower[consumed..].trim_start();
+        if rest.is_empty() {
+            return Some(ids);
+        }
+        let next = rest_lower.strip_prefix("or ")?;
+        let skip = rest_lower.len() - next.len();
+        rest = rest[skip..].trim_start();
+        rest_lower = rest_lower[skip..].trim_start();
+    }
+}
+
+/// Parses `$select` (and `$expand=members` for groups) and `$filter` of an initial request or
+/// of a deltaLink request that changes what is tracked.
+fn parse_options(
     dir: &Directory,
     kind: Kind,
     req: &GraphRequest,
-) -> Result<(Option<Vec<String>>, bool), GraphResponse> {
-    for option in ["$orderby", "$top", "$filter", "$search", "$count"] {
+) -> Result<Options, GraphResponse> {
+    for option in ["$orderby", "$top", "$search", "$count"] {
         if req.query(option).is_some() {
             return Err(unsupported(&format!(
                 "The query option '{option}' is not supported with delta queries on {}.",
@@ -199,6 +241,22 @@ fn parse_select(
             )));
         }
     }
+    let ids = match req.query("$filter") {
+        None => None,
+        Some(filter) => match parse_filter(filter) {
+            Some(ids) if ids.len() <= MAX_FILTER_IDS => Some(ids),
+            Some(_) => {
+                return Err(unsupported(&format!(
+                    "A delta $filter may name at most {MAX_FILTER_IDS} objects."
+                )));
+            }
+            None => {
+                return Err(unsupported(
+                    "The only $filter delta queries support is on the object id: id eq '{value}', joined by 'or'.",
+                ));
+            }
+        },
+    };
     let relationship = match kind {
         Kind::Users => "manager",
         Kind::Groups => "members",
@@ -217,7 +275,11 @@ fn parse_select(
     }
     let Some(select) = req.query("$select") else {
         // The default set tracks group members (not a user's manager).
-        return Ok((None, kind == Kind::Groups));
+        return Ok(Options {
+            select: None,
+            tracks: kind == Kind::Groups,
+            ids,
+        });
     };
     let known = selectable(dir, kind);
     let mut chosen: Vec<String> = Vec::new();
@@ -247,7 +309,11 @@ fn parse_select(
             chosen.push(canonical.clone());
         }
     }
-    Ok((Some(chosen), tracks))
+    Ok(Options {
+        select: Some(chosen),
+        tracks,
+        ids,
+    })
 }
 
 /// Where a round is and what it returns.
@@ -255,12 +321,22 @@ struct Round {
     kind: Kind,
     select: Option<Vec<String>>,
     tracks: bool,
+    ids: Option<Vec<String>>,
     initial: bool,
     since: u64,
     upto: u64,
     cursor: u32,
     member_after: Option<(u8, u32)>,
     page_size: usize,
+}
+
+impl Round {
+    /// Whether `$filter` lets this object through.
+    fn admits(&self, id: &str) -> bool {
+        self.ids
+            .as_ref()
+            .is_none_or(|ids| ids.iter().any(|i| i.eq_ignore_ascii_case(id)))
+    }
 }
 
 fn run(state: &State, caller: &Caller, req: &GraphRequest, kind: Kind) -> GraphResponse {
@@ -272,9 +348,12 @@ fn run(state: &State, caller: &Caller, req: &GraphRequest, kind: Kind) -> GraphR
     let prefer_size = preferred_page_size(req);
     let skiptoken = req.query("$skiptoken");
     let deltatoken = req.query("$deltatoken").filter(|t| !t.is_empty());
+    let changes_options = ["$select", "$filter", "$expand"]
+        .iter()
+        .any(|o| req.query(o).is_some());
 
     let round = if let Some(text) = skiptoken {
-        if req.query("$select").is_some() {
+        if changes_options {
             return unsupported(
                 "Delta queries with both $select and $skiptoken are not supported.",
             );
@@ -300,6 +379,7 @@ fn run(state: &State, caller: &Caller, req: &GraphRequest, kind: Kind) -> GraphR
             kind,
             select: token.s,
             tracks: token.n,
+            ids: token.q,
             initial: token.i,
             since: token.f,
             upto: token.u,
@@ -310,16 +390,17 @@ fn run(state: &State, caller: &Caller, req: &GraphRequest, kind: Kind) -> GraphR
     } else if let Some(text) = deltatoken {
         if text.eq_ignore_ascii_case("latest") {
             // `$deltatoken=latest`: no data, a deltaLink at the current version.
-            let (select, tracks) = match parse_select(dir, kind, req) {
-                Ok(parsed) => parsed,
+            let options = match parse_options(dir, kind, req) {
+                Ok(options) => options,
                 Err(response) => return response,
             };
             let token = Token {
                 p: 'd',
                 k: kind,
                 t: tenant.id.clone(),
-                s: select.clone(),
-                n: tracks,
+                s: options.select.clone(),
+                q: options.ids,
+                n: options.tracks,
                 i: false,
                 f: dir.version,
                 u: dir.version,
@@ -329,7 +410,7 @@ fn run(state: &State, caller: &Caller, req: &GraphRequest, kind: Kind) -> GraphR
                 at: now,
             };
             return GraphResponse::ok(json!({
-                "@odata.context": context(req, kind, select.as_deref()),
+                "@odata.context": context(req, kind, options.select.as_deref()),
                 "@odata.deltaLink": link(req, kind, "$deltatoken", &encode(state, &token)),
                 "value": [],
             }));
@@ -347,19 +428,24 @@ fn run(state: &State, caller: &Caller, req: &GraphRequest, kind: Kind) -> GraphR
         if token.f < dir.delta_floor {
             return resync_required(req, kind, token.s.as_deref(), token.n);
         }
-        // A `$select` on a deltaLink changes the tracked properties from now on.
-        let (select, tracks) = if req.query("$select").is_some() {
-            match parse_select(dir, kind, req) {
-                Ok(parsed) => parsed,
+        // Query options on a deltaLink change what is tracked from now on.
+        let options = if changes_options {
+            match parse_options(dir, kind, req) {
+                Ok(options) => options,
                 Err(response) => return response,
             }
         } else {
-            (token.s, token.n)
+            Options {
+                select: token.s,
+                tracks: token.n,
+                ids: token.q,
+            }
         };
         Round {
             kind,
-            select,
-            tracks,
+            select: options.select,
+            tracks: options.tracks,
+            ids: options.ids,
             initial: false,
             since: token.f,
             upto: dir.version,
@@ -368,14 +454,15 @@ fn run(state: &State, caller: &Caller, req: &GraphRequest, kind: Kind) -> GraphR
             page_size: prefer_size.unwrap_or(token.z),
         }
     } else {
-        let (select, tracks) = match parse_select(dir, kind, req) {
-            Ok(parsed) => parsed,
+        let options = match parse_options(dir, kind, req) {
+            Ok(options) => options,
             Err(response) => return response,
         };
         Round {
             kind,
-            select,
-            tracks,
+            select: options.select,
+            tracks: options.tracks,
+            ids: options.ids,
             initial: true,
             since: 0,
             upto: dir.version,
@@ -565,6 +652,7 @@ fn page(
                         k: round.kind,
                         t: tenant_id.to_owned(),
                         s: round.select.clone(),
+                        q: round.ids.clone(),
                         n: round.tracks,
                         i: round.initial,
                         f: round.since,
@@ -590,6 +678,7 @@ fn page(
                         k: round.kind,
                         t: tenant_id.to_owned(),
                         s: round.select.clone(),
+                        q: round.ids.clone(),
                         n: round.tracks,
                         i: false,
                         f: round.upto,
@@ -622,11 +711,12 @@ type Cursor = (u32, Option<(u8, u32)>);
 fn users_page(dir: &Directory, round: &Round, size: usize) -> (Vec<Value>, Option<Cursor>) {
     let wanted = |idx: usize| {
         let user = &dir.users[idx];
-        if round.initial {
+        let changed = if round.initial {
             user.state == ObjState::Active
         } else {
             user.version > round.since
-        }
+        };
+        changed && round.admits(&user.id)
     };
     let mut value = Vec::new();
     let mut idx = round.cursor as usize;
@@ -661,12 +751,13 @@ fn groups_page(dir: &Directory, round: &Round, size: usize) -> (Vec<Value>, Opti
     while idx < dir.groups.len() {
         let group = &dir.groups[idx];
         let group_no = to_u32(idx);
-        let wanted = if round.initial {
-            group.state == ObjState::Active
-        } else {
-            group.version > round.since
-                || (group.state == ObjState::Active && changes.contains_key(&group_no))
-        };
+        let wanted = round.admits(&group.id)
+            && if round.initial {
+                group.state == ObjState::Active
+            } else {
+                group.version > round.since
+                    || (group.state == ObjState::Active && changes.contains_key(&group_no))
+            };
         if !wanted {
             idx += 1;
             after = None;
@@ -790,6 +881,7 @@ mod tests {
             kind: Kind::Groups,
             select: None,
             tracks: true,
+            ids: None,
             initial,
             since,
             upto: 0,
@@ -880,6 +972,18 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(changes.len(), 2);
         assert!(changes.iter().all(|m| m["@removed"]["reason"] == "deleted"));
+    }
+
+    #[test]
+    fn filter_names_objects_by_id() {
+        assert_eq!(
+            parse_filter("id eq 'a-1' or ID EQ 'b-2'"),
+            Some(vec!["a-1".to_owned(), "b-2".to_owned()])
+        );
+        assert_eq!(parse_filter(" id eq 'x' "), Some(vec!["x".to_owned()]));
+        assert_eq!(parse_filter("displayName eq 'x'"), None);
+        assert_eq!(parse_filter("id eq 'x' and id eq 'y'"), None);
+        assert_eq!(parse_filter("id eq x"), None);
     }
 
     #[test]
