@@ -17,6 +17,7 @@ usage: cargo xtask <command>
   check layering     fail on an internal dependency STYLE.md's table does not allow
   check migrations   fail when migrations/postgres and migrations/sqlite differ
   bench vault        encrypt/decrypt operations per second and key derivation time
+  bench emulator     seed time and memory of a 100,000-user tenant; users/s served over loopback
 ";
 
 fn main() -> Result<()> {
@@ -29,7 +30,8 @@ fn main() -> Result<()> {
         ["pyenv"] => pyenv(&root).map(drop),
         ["check", "layering"] => checks::layering(&root),
         ["check", "migrations"] => checks::migrations(&root),
-        ["bench", "vault"] => bench_vault(&root),
+        ["bench", "vault"] => bench(&root, "tenantlink-vault", "vault"),
+        ["bench", "emulator"] => bench(&root, "tenantlink-emulator", "emulator"),
         ["help" | "--help" | "-h"] | [] => {
             eprint!("{USAGE}");
             Ok(())
@@ -148,13 +150,6 @@ fn pyenv(root: &Path) -> Result<PathBuf> {
     Ok(python)
 }
 
-fn bench_vault(root: &Path) -> Result<()> {
-    run(cargo(root).args([
-        "bench",
-        "--locked",
-        "-p",
-        "tenantlink-vault",
-        "--bench",
-        "vault",
-    ]))
+fn bench(root: &Path, package: &str, name: &str) -> Result<()> {
+    run(cargo(root).args(["bench", "--locked", "-p", package, "--bench", name]))
 }

@@ -27,11 +27,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/tenants/{tenant}/users/{id}", web::patch().to(update_user))
         .route(
             "/tenants/{tenant}/users/{id}",
-            web::delete().to(delete_user),
+            web::delete().to(|s, p, q| delete_object(Kind::User, s, p, q)),
         )
         .route(
             "/tenants/{tenant}/users/{id}/restore",
-            web::post().to(restore_user),
+            web::post().to(|s, p| restore_object(Kind::User, s, p)),
         )
         .route("/tenants/{tenant}/groups", web::post().to(create_group))
         .route(
@@ -40,11 +40,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route(
             "/tenants/{tenant}/groups/{id}",
-            web::delete().to(delete_group),
+            web::delete().to(|s, p, q| delete_object(Kind::Group, s, p, q)),
         )
         .route(
             "/tenants/{tenant}/groups/{id}/restore",
-            web::post().to(restore_group),
+            web::post().to(|s, p| restore_object(Kind::Group, s, p)),
         )
         .route(
             "/tenants/{tenant}/groups/{id}/members",
@@ -83,6 +83,19 @@ fn error(status: u16, code: &str, message: impl Into<String>) -> HttpResponse {
 
 fn no_tenant(tenant: &str) -> HttpResponse {
     error(404, "TenantNotFound", format!("no tenant `{tenant}`"))
+}
+
+/// Runs `f` on a tenant's directory under the write lock; 404 for an unknown tenant.
+fn in_tenant(
+    state: &State,
+    tenant: &str,
+    f: impl FnOnce(&mut crate::model::Directory) -> HttpResponse,
+) -> HttpResponse {
+    let mut world = state.write();
+    match world.tenant_mut(tenant) {
+        Some(t) => f(&mut t.dir),
+        None => no_tenant(tenant),
+    }
 }
 
 fn not_object() -> HttpResponse {
@@ -279,36 +292,33 @@ async fn create_user(
     let Some(patch) = body.as_object() else {
         return not_object();
     };
-    let mut world = state.write();
-    let Some(tenant) = world.tenant_mut(&path) else {
-        return no_tenant(&path);
-    };
-    let dir = &mut tenant.dir;
-    let id = patch
-        .get("id")
-        .and_then(Value::as_str)
-        .map_or_else(random_guid, str::to_owned);
-    if dir.user_idx(&id).is_some() {
-        return error(409, "Conflict", format!("a user with id {id} exists"));
-    }
-    let mut user = blank_user(id);
-    if let Err(e) = json::apply_user(&mut user, patch, |m| dir.live_user(m)) {
-        return bad(e);
-    }
-    if user.mail_nickname.is_empty() {
-        user.mail_nickname = user
-            .user_principal_name
-            .split('@')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-    }
-    if dir.live_user(&user.user_principal_name).is_some() {
-        return error(409, "Conflict", "another user has this userPrincipalName");
-    }
-    user.version = dir.bump();
-    let idx = dir.push_user(user);
-    HttpResponse::Created().json(Value::Object(json::user(&dir.users[idx as usize])))
+    in_tenant(&state, &path, |dir| {
+        let id = patch
+            .get("id")
+            .and_then(Value::as_str)
+            .map_or_else(random_guid, str::to_owned);
+        if dir.user_idx(&id).is_some() {
+            return error(409, "Conflict", format!("a user with id {id} exists"));
+        }
+        let mut user = blank_user(id);
+        if let Err(e) = json::apply_user(&mut user, patch, |m| dir.live_user(m)) {
+            return bad(e);
+        }
+        if user.mail_nickname.is_empty() {
+            user.mail_nickname = user
+                .user_principal_name
+                .split('@')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+        }
+        if dir.live_user(&user.user_principal_name).is_some() {
+            return error(409, "Conflict", "another user has this userPrincipalName");
+        }
+        user.version = dir.bump();
+        let idx = dir.push_user(user);
+        HttpResponse::Created().json(Value::Object(json::user(&dir.users[idx as usize])))
+    })
 }
 
 async fn update_user(
@@ -320,88 +330,120 @@ async fn update_user(
     let Some(patch) = body.as_object() else {
         return not_object();
     };
-    let mut world = state.write();
-    let Some(tenant) = world.tenant_mut(&tenant_id) else {
-        return no_tenant(&tenant_id);
-    };
-    let dir = &mut tenant.dir;
-    let Some(idx) = dir.live_user(&id) else {
-        return error(
-            404,
-            "Request_ResourceNotFound",
-            format!("no live user {id}"),
-        );
-    };
-    let mut user = dir.users[idx as usize].clone();
-    let old_upn = user.user_principal_name.clone();
-    if let Err(e) = json::apply_user(&mut user, patch, |m| dir.live_user(m)) {
-        return bad(e);
+    in_tenant(&state, &tenant_id, |dir| {
+        let Some(idx) = dir.live_user(&id) else {
+            return error(
+                404,
+                "Request_ResourceNotFound",
+                format!("no live user {id}"),
+            );
+        };
+        let mut user = dir.users[idx as usize].clone();
+        let old_upn = user.user_principal_name.clone();
+        if let Err(e) = json::apply_user(&mut user, patch, |m| dir.live_user(m)) {
+            return bad(e);
+        }
+        if user.manager == Some(idx) {
+            return error(400, "BadRequest", "a user cannot manage themselves");
+        }
+        if !old_upn.eq_ignore_ascii_case(&user.user_principal_name)
+            && dir.live_user(&user.user_principal_name).is_some()
+        {
+            return error(409, "Conflict", "another user has this userPrincipalName");
+        }
+        user.version = dir.bump();
+        dir.users[idx as usize] = user;
+        dir.reindex_upn(idx, &old_upn);
+        HttpResponse::Ok().json(Value::Object(json::user(&dir.users[idx as usize])))
+    })
+}
+
+/// Users and groups share their delete and restore semantics.
+#[derive(Clone, Copy)]
+enum Kind {
+    User,
+    Group,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Group => "group",
+        }
     }
-    if user.manager == Some(idx) {
-        return error(400, "BadRequest", "a user cannot manage themselves");
+
+    fn find(self, dir: &crate::model::Directory, id: &str) -> Option<(u32, ObjState)> {
+        match self {
+            Self::User => dir.user_idx(id).map(|i| (i, dir.users[i as usize].state)),
+            Self::Group => dir.group_idx(id).map(|i| (i, dir.groups[i as usize].state)),
+        }
     }
-    if !old_upn.eq_ignore_ascii_case(&user.user_principal_name)
-        && dir.live_user(&user.user_principal_name).is_some()
-    {
-        return error(409, "Conflict", "another user has this userPrincipalName");
+
+    fn json(self, dir: &crate::model::Directory, idx: u32) -> Value {
+        Value::Object(match self {
+            Self::User => json::user(&dir.users[idx as usize]),
+            Self::Group => json::group(&dir.groups[idx as usize]),
+        })
     }
-    user.version = dir.bump();
-    dir.users[idx as usize] = user;
-    dir.reindex_upn(idx, &old_upn);
-    HttpResponse::Ok().json(Value::Object(json::user(&dir.users[idx as usize])))
+}
+
+async fn delete_object(
+    kind: Kind,
+    state: web::Data<State>,
+    path: web::Path<(String, String)>,
+    query: web::Query<DeleteQuery>,
+) -> HttpResponse {
+    let (tenant_id, id) = path.into_inner();
+    let what = kind.name();
+    in_tenant(&state, &tenant_id, |dir| {
+        let Some((idx, current)) = kind.find(dir, &id) else {
+            return error(404, "Request_ResourceNotFound", format!("no {what} {id}"));
+        };
+        let now = Utc::now();
+        match (current, query.permanent, kind) {
+            (ObjState::HardDeleted, _, _) | (ObjState::SoftDeleted, false, _) => {
+                return error(
+                    404,
+                    "Request_ResourceNotFound",
+                    format!("{what} {id} is already deleted"),
+                );
+            }
+            (_, true, Kind::User) => dir.hard_delete_user(idx, now),
+            (_, true, Kind::Group) => dir.hard_delete_group(idx, now),
+            (ObjState::Active, false, Kind::User) => dir.soft_delete_user(idx, now),
+            (ObjState::Active, false, Kind::Group) => dir.soft_delete_group(idx, now),
+        }
+        HttpResponse::NoContent().finish()
+    })
+}
+
+async fn restore_object(
+    kind: Kind,
+    state: web::Data<State>,
+    path: web::Path<(String, String)>,
+) -> HttpResponse {
+    let (tenant_id, id) = path.into_inner();
+    in_tenant(&state, &tenant_id, |dir| {
+        let restored = kind.find(dir, &id).filter(|&(idx, _)| match kind {
+            Kind::User => dir.restore_user(idx),
+            Kind::Group => dir.restore_group(idx),
+        });
+        match restored {
+            Some((idx, _)) => HttpResponse::Ok().json(kind.json(dir, idx)),
+            None => error(
+                404,
+                "Request_ResourceNotFound",
+                format!("no soft-deleted {} {id}", kind.name()),
+            ),
+        }
+    })
 }
 
 #[derive(Deserialize)]
 struct DeleteQuery {
     #[serde(default)]
     permanent: bool,
-}
-
-async fn delete_user(
-    state: web::Data<State>,
-    path: web::Path<(String, String)>,
-    query: web::Query<DeleteQuery>,
-) -> HttpResponse {
-    let (tenant_id, id) = path.into_inner();
-    let mut world = state.write();
-    let Some(tenant) = world.tenant_mut(&tenant_id) else {
-        return no_tenant(&tenant_id);
-    };
-    let dir = &mut tenant.dir;
-    let Some(idx) = dir.user_idx(&id) else {
-        return error(404, "Request_ResourceNotFound", format!("no user {id}"));
-    };
-    match (dir.users[idx as usize].state, query.permanent) {
-        (ObjState::HardDeleted, _) | (ObjState::SoftDeleted, false) => {
-            return error(
-                404,
-                "Request_ResourceNotFound",
-                format!("user {id} is already deleted"),
-            );
-        }
-        (_, true) => dir.hard_delete_user(idx, Utc::now()),
-        (ObjState::Active, false) => dir.soft_delete_user(idx, Utc::now()),
-    }
-    HttpResponse::NoContent().finish()
-}
-
-async fn restore_user(state: web::Data<State>, path: web::Path<(String, String)>) -> HttpResponse {
-    let (tenant_id, id) = path.into_inner();
-    let mut world = state.write();
-    let Some(tenant) = world.tenant_mut(&tenant_id) else {
-        return no_tenant(&tenant_id);
-    };
-    let dir = &mut tenant.dir;
-    match dir.user_idx(&id) {
-        Some(idx) if dir.restore_user(idx) => {
-            HttpResponse::Ok().json(Value::Object(json::user(&dir.users[idx as usize])))
-        }
-        _ => error(
-            404,
-            "Request_ResourceNotFound",
-            format!("no soft-deleted user {id}"),
-        ),
-    }
 }
 
 async fn create_group(
@@ -412,64 +454,61 @@ async fn create_group(
     let Some(patch) = body.as_object() else {
         return not_object();
     };
-    let mut world = state.write();
-    let Some(tenant) = world.tenant_mut(&path) else {
-        return no_tenant(&path);
-    };
-    let dir = &mut tenant.dir;
-    let id = patch
-        .get("id")
-        .and_then(Value::as_str)
-        .map_or_else(random_guid, str::to_owned);
-    if dir.group_idx(&id).is_some() {
-        return error(409, "Conflict", format!("a group with id {id} exists"));
-    }
-    let mut group = Group {
-        id,
-        display_name: String::new(),
-        description: None,
-        mail: None,
-        mail_enabled: false,
-        mail_nickname: String::new(),
-        security_enabled: true,
-        group_types: Vec::new(),
-        visibility: None,
-        created_date_time: Utc::now(),
-        members: Vec::new(),
-        extra: Map::new(),
-        state: ObjState::Active,
-        deleted_date_time: None,
-        version: 0,
-    };
-    if let Err(e) = json::apply_group(&mut group, patch) {
-        return bad(e);
-    }
-    if group.mail_nickname.is_empty() {
-        group.mail_nickname = group
-            .display_name
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .collect();
-    }
-    // Members given at creation, as Graph's `members@odata.bind` would.
-    let mut members = Vec::new();
-    if let Some(ids) = patch.get("members").and_then(Value::as_array) {
-        for id in ids {
-            let Some(id) = id.as_str() else {
-                return error(400, "BadRequest", "`members` is an array of object ids");
-            };
-            match resolve_member(dir, id) {
-                Some(m) => members.push(m),
-                None => return error(400, "BadRequest", format!("no user or group {id}")),
+    in_tenant(&state, &path, |dir| {
+        let id = patch
+            .get("id")
+            .and_then(Value::as_str)
+            .map_or_else(random_guid, str::to_owned);
+        if dir.group_idx(&id).is_some() {
+            return error(409, "Conflict", format!("a group with id {id} exists"));
+        }
+        let mut group = Group {
+            id,
+            display_name: String::new(),
+            description: None,
+            mail: None,
+            mail_enabled: false,
+            mail_nickname: String::new(),
+            security_enabled: true,
+            group_types: Vec::new(),
+            visibility: None,
+            created_date_time: Utc::now(),
+            members: Vec::new(),
+            extra: Map::new(),
+            state: ObjState::Active,
+            deleted_date_time: None,
+            version: 0,
+        };
+        if let Err(e) = json::apply_group(&mut group, patch) {
+            return bad(e);
+        }
+        if group.mail_nickname.is_empty() {
+            group.mail_nickname = group
+                .display_name
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect();
+        }
+        // Members given at creation, as Graph's `members@odata.bind` would.
+        let mut members = Vec::new();
+        if let Some(ids) = patch.get("members").and_then(Value::as_array) {
+            for id in ids {
+                let Some(id) = id.as_str() else {
+                    return error(400, "BadRequest", "`members` is an array of object ids");
+                };
+                match resolve_member(dir, id) {
+                    Some(m) => members.push(m),
+                    None => return error(400, "BadRequest", format!("no user or group {id}")),
+                }
             }
         }
-    }
-    group.version = dir.bump();
-    let idx = dir.push_group(group);
-    for member in members {
-        dir.add_member(idx, member);
-    }
-    HttpResponse::Created().json(Value::Object(json::group(&dir.groups[idx as usize])))
+        group.version = dir.bump();
+        let idx = dir.push_group(group);
+        for member in members {
+            dir.add_member(idx, member);
+        }
+        HttpResponse::Created().json(Value::Object(json::group(&dir.groups[idx as usize])))
+    })
 }
 
 fn resolve_member(dir: &crate::model::Directory, id: &str) -> Option<Member> {
@@ -495,72 +534,22 @@ async fn update_group(
     let Some(patch) = body.as_object() else {
         return not_object();
     };
-    let mut world = state.write();
-    let Some(tenant) = world.tenant_mut(&tenant_id) else {
-        return no_tenant(&tenant_id);
-    };
-    let dir = &mut tenant.dir;
-    let Some(idx) = dir.live_group(&id) else {
-        return error(
-            404,
-            "Request_ResourceNotFound",
-            format!("no live group {id}"),
-        );
-    };
-    let mut group = dir.groups[idx as usize].clone();
-    if let Err(e) = json::apply_group(&mut group, patch) {
-        return bad(e);
-    }
-    group.version = dir.bump();
-    dir.groups[idx as usize] = group;
-    HttpResponse::Ok().json(Value::Object(json::group(&dir.groups[idx as usize])))
-}
-
-async fn delete_group(
-    state: web::Data<State>,
-    path: web::Path<(String, String)>,
-    query: web::Query<DeleteQuery>,
-) -> HttpResponse {
-    let (tenant_id, id) = path.into_inner();
-    let mut world = state.write();
-    let Some(tenant) = world.tenant_mut(&tenant_id) else {
-        return no_tenant(&tenant_id);
-    };
-    let dir = &mut tenant.dir;
-    let Some(idx) = dir.group_idx(&id) else {
-        return error(404, "Request_ResourceNotFound", format!("no group {id}"));
-    };
-    match (dir.groups[idx as usize].state, query.permanent) {
-        (ObjState::HardDeleted, _) | (ObjState::SoftDeleted, false) => {
+    in_tenant(&state, &tenant_id, |dir| {
+        let Some(idx) = dir.live_group(&id) else {
             return error(
                 404,
                 "Request_ResourceNotFound",
-                format!("group {id} is already deleted"),
+                format!("no live group {id}"),
             );
+        };
+        let mut group = dir.groups[idx as usize].clone();
+        if let Err(e) = json::apply_group(&mut group, patch) {
+            return bad(e);
         }
-        (_, true) => dir.hard_delete_group(idx, Utc::now()),
-        (ObjState::Active, false) => dir.soft_delete_group(idx, Utc::now()),
-    }
-    HttpResponse::NoContent().finish()
-}
-
-async fn restore_group(state: web::Data<State>, path: web::Path<(String, String)>) -> HttpResponse {
-    let (tenant_id, id) = path.into_inner();
-    let mut world = state.write();
-    let Some(tenant) = world.tenant_mut(&tenant_id) else {
-        return no_tenant(&tenant_id);
-    };
-    let dir = &mut tenant.dir;
-    match dir.group_idx(&id) {
-        Some(idx) if dir.restore_group(idx) => {
-            HttpResponse::Ok().json(Value::Object(json::group(&dir.groups[idx as usize])))
-        }
-        _ => error(
-            404,
-            "Request_ResourceNotFound",
-            format!("no soft-deleted group {id}"),
-        ),
-    }
+        group.version = dir.bump();
+        dir.groups[idx as usize] = group;
+        HttpResponse::Ok().json(Value::Object(json::group(&dir.groups[idx as usize])))
+    })
 }
 
 async fn add_member(
@@ -576,43 +565,40 @@ async fn add_member(
             "the body is {\"id\": \"<user or group id>\"}",
         );
     };
-    let mut world = state.write();
-    let Some(tenant) = world.tenant_mut(&tenant_id) else {
-        return no_tenant(&tenant_id);
-    };
-    let dir = &mut tenant.dir;
-    let Some(group) = dir.live_group(&id) else {
-        return error(
-            404,
-            "Request_ResourceNotFound",
-            format!("no live group {id}"),
-        );
-    };
-    let Some(member) = resolve_member(dir, member_id) else {
-        return error(
-            404,
-            "Request_ResourceNotFound",
-            format!("no user or group {member_id}"),
-        );
-    };
-    if member.kind == MemberKind::Group
-        && (member.idx == group
-            || dir.transitive_members_of(member.idx).contains(&Member {
-                kind: MemberKind::Group,
-                idx: group,
-            }))
-    {
-        return error(400, "BadRequest", "that nesting would make a cycle");
-    }
-    if dir.add_member(group, member) {
-        HttpResponse::NoContent().finish()
-    } else {
-        error(
-            400,
-            "BadRequest",
-            "One or more added object references already exist for the following modified properties: 'members'.",
-        )
-    }
+    in_tenant(&state, &tenant_id, |dir| {
+        let Some(group) = dir.live_group(&id) else {
+            return error(
+                404,
+                "Request_ResourceNotFound",
+                format!("no live group {id}"),
+            );
+        };
+        let Some(member) = resolve_member(dir, member_id) else {
+            return error(
+                404,
+                "Request_ResourceNotFound",
+                format!("no user or group {member_id}"),
+            );
+        };
+        if member.kind == MemberKind::Group
+            && (member.idx == group
+                || dir.transitive_members_of(member.idx).contains(&Member {
+                    kind: MemberKind::Group,
+                    idx: group,
+                }))
+        {
+            return error(400, "BadRequest", "that nesting would make a cycle");
+        }
+        if dir.add_member(group, member) {
+            HttpResponse::NoContent().finish()
+        } else {
+            error(
+                400,
+                "BadRequest",
+                "One or more added object references already exist for the following modified properties: 'members'.",
+            )
+        }
+    })
 }
 
 async fn remove_member(
@@ -620,27 +606,24 @@ async fn remove_member(
     path: web::Path<(String, String, String)>,
 ) -> HttpResponse {
     let (tenant_id, id, member_id) = path.into_inner();
-    let mut world = state.write();
-    let Some(tenant) = world.tenant_mut(&tenant_id) else {
-        return no_tenant(&tenant_id);
-    };
-    let dir = &mut tenant.dir;
-    let Some(group) = dir.live_group(&id) else {
-        return error(
-            404,
-            "Request_ResourceNotFound",
-            format!("no live group {id}"),
-        );
-    };
-    let member = resolve_member(dir, &member_id);
-    match member {
-        Some(member) if dir.remove_member(group, member) => HttpResponse::NoContent().finish(),
-        _ => error(
-            404,
-            "Request_ResourceNotFound",
-            format!("{member_id} is not a member of {id}"),
-        ),
-    }
+    in_tenant(&state, &tenant_id, |dir| {
+        let Some(group) = dir.live_group(&id) else {
+            return error(
+                404,
+                "Request_ResourceNotFound",
+                format!("no live group {id}"),
+            );
+        };
+        let member = resolve_member(dir, &member_id);
+        match member {
+            Some(member) if dir.remove_member(group, member) => HttpResponse::NoContent().finish(),
+            _ => error(
+                404,
+                "Request_ResourceNotFound",
+                format!("{member_id} is not a member of {id}"),
+            ),
+        }
+    })
 }
 
 async fn create_device(
@@ -651,55 +634,52 @@ async fn create_device(
     let Some(patch) = body.as_object() else {
         return not_object();
     };
-    let mut world = state.write();
-    let Some(tenant) = world.tenant_mut(&path) else {
-        return no_tenant(&path);
-    };
-    let dir = &mut tenant.dir;
-    let now = Utc::now();
-    let mut device = ManagedDevice {
-        id: patch
-            .get("id")
-            .and_then(Value::as_str)
-            .map_or_else(random_guid, str::to_owned),
-        device_name: String::new(),
-        user_id: None,
-        user_principal_name: None,
-        user_display_name: None,
-        email_address: None,
-        operating_system: "Windows".into(),
-        os_version: "10.0.22631.3007".into(),
-        compliance_state: "compliant".into(),
-        managed_device_owner_type: "company".into(),
-        management_agent: "mdm".into(),
-        enrolled_date_time: now,
-        last_sync_date_time: now,
-        azure_ad_device_id: random_guid(),
-        azure_ad_registered: true,
-        device_enrollment_type: "windowsAzureADJoin".into(),
-        manufacturer: "Contoso".into(),
-        model: "Virtual".into(),
-        serial_number: "SN0000000000".into(),
-        is_encrypted: true,
-        is_supervised: false,
-        jail_broken: "False".into(),
-        total_storage_space_in_bytes: 0,
-        free_storage_space_in_bytes: 0,
-        extra: Map::new(),
-        deleted: false,
-    };
-    if dir.device_idx(&device.id).is_some() {
-        return error(
-            409,
-            "Conflict",
-            format!("a device with id {} exists", device.id),
-        );
-    }
-    if let Err(e) = json::apply_device(&mut device, patch) {
-        return bad(e);
-    }
-    let idx = dir.push_device(device);
-    HttpResponse::Created().json(Value::Object(json::device(&dir.devices[idx as usize])))
+    in_tenant(&state, &path, |dir| {
+        let now = Utc::now();
+        let mut device = ManagedDevice {
+            id: patch
+                .get("id")
+                .and_then(Value::as_str)
+                .map_or_else(random_guid, str::to_owned),
+            device_name: String::new(),
+            user_id: None,
+            user_principal_name: None,
+            user_display_name: None,
+            email_address: None,
+            operating_system: "Windows".into(),
+            os_version: "10.0.22631.3007".into(),
+            compliance_state: "compliant".into(),
+            managed_device_owner_type: "company".into(),
+            management_agent: "mdm".into(),
+            enrolled_date_time: now,
+            last_sync_date_time: now,
+            azure_ad_device_id: random_guid(),
+            azure_ad_registered: true,
+            device_enrollment_type: "windowsAzureADJoin".into(),
+            manufacturer: "Contoso".into(),
+            model: "Virtual".into(),
+            serial_number: "SN0000000000".into(),
+            is_encrypted: true,
+            is_supervised: false,
+            jail_broken: "False".into(),
+            total_storage_space_in_bytes: 0,
+            free_storage_space_in_bytes: 0,
+            extra: Map::new(),
+            deleted: false,
+        };
+        if dir.device_idx(&device.id).is_some() {
+            return error(
+                409,
+                "Conflict",
+                format!("a device with id {} exists", device.id),
+            );
+        }
+        if let Err(e) = json::apply_device(&mut device, patch) {
+            return bad(e);
+        }
+        let idx = dir.push_device(device);
+        HttpResponse::Created().json(Value::Object(json::device(&dir.devices[idx as usize])))
+    })
 }
 
 async fn update_device(
@@ -711,39 +691,31 @@ async fn update_device(
     let Some(patch) = body.as_object() else {
         return not_object();
     };
-    let mut world = state.write();
-    let Some(tenant) = world.tenant_mut(&tenant_id) else {
-        return no_tenant(&tenant_id);
-    };
-    let dir = &mut tenant.dir;
-    let Some(idx) = dir
-        .device_idx(&id)
-        .filter(|&i| !dir.devices[i as usize].deleted)
-    else {
-        return error(404, "ResourceNotFound", format!("no managed device {id}"));
-    };
-    let mut device = dir.devices[idx as usize].clone();
-    if let Err(e) = json::apply_device(&mut device, patch) {
-        return bad(e);
-    }
-    dir.devices[idx as usize] = device;
-    HttpResponse::Ok().json(Value::Object(json::device(&dir.devices[idx as usize])))
+    in_tenant(&state, &tenant_id, |dir| {
+        let Some(idx) = dir
+            .device_idx(&id)
+            .filter(|&i| !dir.devices[i as usize].deleted)
+        else {
+            return error(404, "ResourceNotFound", format!("no managed device {id}"));
+        };
+        let mut device = dir.devices[idx as usize].clone();
+        if let Err(e) = json::apply_device(&mut device, patch) {
+            return bad(e);
+        }
+        dir.devices[idx as usize] = device;
+        HttpResponse::Ok().json(Value::Object(json::device(&dir.devices[idx as usize])))
+    })
 }
 
 async fn delete_device(state: web::Data<State>, path: web::Path<(String, String)>) -> HttpResponse {
     let (tenant_id, id) = path.into_inner();
-    let mut world = state.write();
-    let Some(tenant) = world.tenant_mut(&tenant_id) else {
-        return no_tenant(&tenant_id);
-    };
-    let dir = &mut tenant.dir;
-    match dir.device_idx(&id) {
+    in_tenant(&state, &tenant_id, |dir| match dir.device_idx(&id) {
         Some(idx) if !dir.devices[idx as usize].deleted => {
             dir.devices[idx as usize].deleted = true;
             HttpResponse::NoContent().finish()
         }
         _ => error(404, "ResourceNotFound", format!("no managed device {id}")),
-    }
+    })
 }
 
 async fn create_sign_in(
@@ -754,94 +726,91 @@ async fn create_sign_in(
     let Some(patch) = body.as_object().cloned() else {
         return not_object();
     };
-    let mut world = state.write();
-    let Some(tenant) = world.tenant_mut(&path) else {
-        return no_tenant(&path);
-    };
-    let dir = &mut tenant.dir;
-    let Some(user_ref) = patch
-        .get("userId")
-        .or_else(|| patch.get("userPrincipalName"))
-        .and_then(Value::as_str)
-    else {
-        return error(
-            400,
-            "BadRequest",
-            "a sign-in needs a userId or userPrincipalName",
-        );
-    };
-    let Some(uidx) = dir.user_idx(user_ref) else {
-        return error(400, "BadRequest", format!("no user {user_ref}"));
-    };
-    let time = match patch.get("createdDateTime") {
-        Some(v) => match v
-            .as_str()
-            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+    in_tenant(&state, &path, |dir| {
+        let Some(user_ref) = patch
+            .get("userId")
+            .or_else(|| patch.get("userPrincipalName"))
+            .and_then(Value::as_str)
+        else {
+            return error(
+                400,
+                "BadRequest",
+                "a sign-in needs a userId or userPrincipalName",
+            );
+        };
+        let Some(uidx) = dir.user_idx(user_ref) else {
+            return error(400, "BadRequest", format!("no user {user_ref}"));
+        };
+        let time = match patch.get("createdDateTime") {
+            Some(v) => match v
+                .as_str()
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            {
+                Some(t) => t.with_timezone(&Utc),
+                None => return error(400, "BadRequest", "`createdDateTime` must be ISO 8601"),
+            },
+            None => Utc::now(),
+        };
+        let user = &dir.users[uidx as usize];
+        let id = patch
+            .get("id")
+            .and_then(Value::as_str)
+            .map_or_else(random_guid, str::to_owned);
+        let mut body = json!({
+            "id": id,
+            "createdDateTime": json::iso(time),
+            "userDisplayName": user.display_name,
+            "userPrincipalName": user.user_principal_name,
+            "userId": user.id,
+            "appId": "1fec8e78-bce4-4aaf-ab1b-5451cc387264",
+            "appDisplayName": "Microsoft Teams",
+            "ipAddress": "203.0.113.7",
+            "clientAppUsed": "Browser",
+            "correlationId": random_guid(),
+            "conditionalAccessStatus": "success",
+            "isInteractive": true,
+            "riskDetail": "none",
+            "riskLevelAggregated": "none",
+            "riskLevelDuringSignIn": "none",
+            "riskState": "none",
+            "riskEventTypes_v2": [],
+            "resourceDisplayName": "Microsoft Teams",
+            "resourceId": "1fec8e78-bce4-4aaf-ab1b-5451cc387264",
+            "status": {"errorCode": 0, "failureReason": "Other.", "additionalDetails": Value::Null},
+            "deviceDetail": {"deviceId": "", "displayName": "", "operatingSystem": "Windows10", "browser": "Edge 120.0.0", "isCompliant": true, "isManaged": true, "trustType": ""},
+            "location": {"city": "Seattle", "state": "", "countryOrRegion": "United States", "geoCoordinates": Value::Null},
+            "appliedConditionalAccessPolicies": [],
+        });
+        for (k, v) in patch {
+            if k != "id" && k != "createdDateTime" {
+                body[k] = v;
+            }
+        }
+        let succeeded = body["status"]["errorCode"].as_i64() == Some(0);
+        let interactive = body["isInteractive"].as_bool().unwrap_or(true);
         {
-            Some(t) => t.with_timezone(&Utc),
-            None => return error(400, "BadRequest", "`createdDateTime` must be ISO 8601"),
-        },
-        None => Utc::now(),
-    };
-    let user = &dir.users[uidx as usize];
-    let id = patch
-        .get("id")
-        .and_then(Value::as_str)
-        .map_or_else(random_guid, str::to_owned);
-    let mut body = json!({
-        "id": id,
-        "createdDateTime": json::iso(time),
-        "userDisplayName": user.display_name,
-        "userPrincipalName": user.user_principal_name,
-        "userId": user.id,
-        "appId": "1fec8e78-bce4-4aaf-ab1b-5451cc387264",
-        "appDisplayName": "Microsoft Teams",
-        "ipAddress": "203.0.113.7",
-        "clientAppUsed": "Browser",
-        "correlationId": random_guid(),
-        "conditionalAccessStatus": "success",
-        "isInteractive": true,
-        "riskDetail": "none",
-        "riskLevelAggregated": "none",
-        "riskLevelDuringSignIn": "none",
-        "riskState": "none",
-        "riskEventTypes_v2": [],
-        "resourceDisplayName": "Microsoft Teams",
-        "resourceId": "1fec8e78-bce4-4aaf-ab1b-5451cc387264",
-        "status": {"errorCode": 0, "failureReason": "Other.", "additionalDetails": Value::Null},
-        "deviceDetail": {"deviceId": "", "displayName": "", "operatingSystem": "Windows10", "browser": "Edge 120.0.0", "isCompliant": true, "isManaged": true, "trustType": ""},
-        "location": {"city": "Seattle", "state": "", "countryOrRegion": "United States", "geoCoordinates": Value::Null},
-        "appliedConditionalAccessPolicies": [],
-    });
-    for (k, v) in patch {
-        if k != "id" && k != "createdDateTime" {
-            body[k] = v;
+            let activity = &mut dir.users[uidx as usize].sign_in_activity;
+            let newer = |cur: Option<chrono::DateTime<Utc>>| cur.is_none_or(|c| c < time);
+            if interactive && newer(activity.last_sign_in) {
+                activity.last_sign_in = Some(time);
+                activity.last_sign_in_request_id = Some(id.clone());
+            }
+            if !interactive && newer(activity.last_non_interactive_sign_in) {
+                activity.last_non_interactive_sign_in = Some(time);
+            }
+            if succeeded && newer(activity.last_successful_sign_in) {
+                activity.last_successful_sign_in = Some(time);
+            }
         }
-    }
-    let succeeded = body["status"]["errorCode"].as_i64() == Some(0);
-    let interactive = body["isInteractive"].as_bool().unwrap_or(true);
-    {
-        let activity = &mut dir.users[uidx as usize].sign_in_activity;
-        let newer = |cur: Option<chrono::DateTime<Utc>>| cur.is_none_or(|c| c < time);
-        if interactive && newer(activity.last_sign_in) {
-            activity.last_sign_in = Some(time);
-            activity.last_sign_in_request_id = Some(id.clone());
-        }
-        if !interactive && newer(activity.last_non_interactive_sign_in) {
-            activity.last_non_interactive_sign_in = Some(time);
-        }
-        if succeeded && newer(activity.last_successful_sign_in) {
-            activity.last_successful_sign_in = Some(time);
-        }
-    }
-    let record = AuditRecord {
-        id,
-        time,
-        body: body.clone(),
-    };
-    let pos = dir.sign_ins.partition_point(|r| r.time <= time);
-    dir.sign_ins.insert(pos, record);
-    HttpResponse::Created().json(body)
+        let record = AuditRecord {
+            id,
+            time,
+            body: body.clone(),
+        };
+        let pos = dir.sign_ins.partition_point(|r| r.time <= time);
+        dir.sign_ins.insert(pos, record);
+        HttpResponse::Created().json(body)
+    })
 }
 
 #[derive(Deserialize)]

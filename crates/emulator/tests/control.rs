@@ -118,6 +118,33 @@ async fn ground_truth_lifecycle_and_faults() {
         "restore gives memberships back"
     );
 
+    // Groups: soft delete hides the group, a second soft delete is a 404, restore brings it back.
+    let del = h
+        .client
+        .delete(h.url(&format!("/_emulator/tenants/{tenant}/groups/{group}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 204);
+    let again = h
+        .client
+        .delete(h.url(&format!("/_emulator/tenants/{tenant}/groups/{group}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404);
+    let restored = h
+        .client
+        .post(h.url(&format!(
+            "/_emulator/tenants/{tenant}/groups/{group}/restore"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(restored.status(), 200);
+    let restored: Value = restored.json().await.unwrap();
+    assert_eq!(restored["id"], group.as_str());
+
     let faults: Value = h
         .client
         .put(h.url("/_emulator/faults"))
