@@ -556,6 +556,19 @@ impl Directory {
         group.state = ObjState::Active;
         group.deleted_date_time = None;
         group.version = version;
+        // Its kept members come back into view: logged so `members@delta` reports them to a
+        // client that dropped the group when it was deleted.
+        let members: Vec<Member> = group.members.clone();
+        for member in members {
+            if self.member_live(member) {
+                self.membership_log.push(MembershipEvent {
+                    version,
+                    group: idx,
+                    member,
+                    added: true,
+                });
+            }
+        }
         true
     }
 

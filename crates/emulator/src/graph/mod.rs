@@ -2,10 +2,6 @@
 //! authenticates, throttles and routes it to a resource module and returns a
 //! [`GraphResponse`]. `$batch` calls [`dispatch`] for each item, so batched and single
 //! requests share one code path (throttling per item included).
-#![expect(
-    dead_code,
-    reason = "the resource modules that read requests and callers land next"
-)]
 
 mod audit;
 mod auth;
