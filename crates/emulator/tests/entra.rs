@@ -398,7 +398,7 @@ async fn client_credentials_with_secret_in_body_and_basic() {
             .bearer_auth(token)
             .send()
     };
-    assert_ne!(graph(access.to_owned()).await.unwrap().status(), 401);
+    assert_eq!(graph(access.to_owned()).await.unwrap().status(), 200);
     assert_eq!(graph(format!("{access}x")).await.unwrap().status(), 401);
 
     // client_secret_basic, URL-encoded id and secret; the limited app gets its one role.
@@ -686,6 +686,19 @@ async fn code_flow_with_pkce_refresh_rotation_and_revocation() {
     // As Entra ID does, the token carries every permission consented for the resource, not
     // only those asked for.
     assert!(scp.contains(&"Group.Read.All"), "{scp:?}");
+    // Graph accepts the delegated token.
+    let res = h
+        .client
+        .get(format!("{}/users/{oid}", h.emulator.graph_url()))
+        .bearer_auth(body["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["userPrincipalName"],
+        user.as_str()
+    );
 
     // The code is single use.
     let (s, b) = redeem(code, verifier).await;
