@@ -126,3 +126,33 @@ impl Sessions {
         count
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revocation_is_per_tenant_and_user_and_assertion_ids_are_single_use() {
+        let mut s = Sessions::default();
+        let a = s.issue_refresh_token("t1", "app", "u1", Scopes::default());
+        let b = s.issue_refresh_token("t1", "app", "u2", Scopes::default());
+        let c = s.issue_refresh_token("t2", "app", "u1", Scopes::default());
+        assert_ne!(a, b);
+        assert_eq!(s.revoke("t1", Some("u1")), 1);
+        assert_eq!(s.refresh_tokens[&a].status, RefreshStatus::Revoked);
+        assert_eq!(s.refresh_tokens[&b].status, RefreshStatus::Active);
+        assert_eq!(s.revoke("t1", None), 1);
+        assert_eq!(s.refresh_tokens[&c].status, RefreshStatus::Active);
+        assert_eq!(s.revoke("t1", None), 0);
+
+        let exp = Utc::now().timestamp() + 60;
+        assert!(s.use_assertion_id("app:j1", exp));
+        assert!(!s.use_assertion_id("app:j1", exp));
+        assert!(s.use_assertion_id("app:j2", exp));
+        assert!(format!("{s:?}").contains("refresh_tokens: 3"));
+        assert!(
+            !format!("{s:?}").contains(&a),
+            "Debug must not print tokens"
+        );
+    }
+}
