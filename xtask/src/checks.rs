@@ -211,9 +211,9 @@ pub(crate) fn deny(root: &Path) -> Result<()> {
     match local_advisory_db() {
         Some((path, date)) => {
             let origin = if fetched {
-                "fresh"
+                "updated from its git source just now"
             } else {
-                "local copy, network unreachable"
+                "its git source is unreachable; using the local copy as it is"
             };
             eprintln!(
                 "    advisories: RustSec database of {date} ({origin}) at {}",
