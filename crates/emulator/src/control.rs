@@ -11,9 +11,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::ThrottleMode;
 use crate::json::{self, PatchError};
-use crate::model::{
-    AuditRecord, Group, ManagedDevice, Member, MemberKind, ObjState, SignInActivity, User,
-};
+use crate::model::{AuditRecord, Group, ManagedDevice, Member, MemberKind, ObjState, User};
 use crate::rng::random_guid;
 use crate::state::State;
 
@@ -260,36 +258,7 @@ async fn tenant_state(
 }
 
 fn blank_user(id: String) -> User {
-    User {
-        id,
-        display_name: String::new(),
-        given_name: None,
-        surname: None,
-        user_principal_name: String::new(),
-        mail: None,
-        mail_nickname: String::new(),
-        job_title: None,
-        department: None,
-        office_location: None,
-        company_name: None,
-        city: None,
-        country: None,
-        usage_location: None,
-        mobile_phone: None,
-        business_phones: Vec::new(),
-        employee_id: None,
-        preferred_language: None,
-        account_enabled: true,
-        user_type: "Member".into(),
-        created_date_time: Utc::now(),
-        manager: None,
-        sign_in_activity: SignInActivity::default(),
-        extra: Map::new(),
-        state: ObjState::Active,
-        deleted_date_time: None,
-        memberships_before_delete: Vec::new(),
-        version: 0,
-    }
+    User::new(id, String::new(), String::new())
 }
 
 async fn create_user(

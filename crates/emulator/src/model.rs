@@ -205,6 +205,47 @@ pub struct User {
     pub version: u64,
 }
 
+impl User {
+    /// A live, enabled member user with only the required properties set.
+    pub fn new(id: String, display_name: String, user_principal_name: String) -> Self {
+        let mail_nickname = user_principal_name
+            .split('@')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        Self {
+            id,
+            display_name,
+            given_name: None,
+            surname: None,
+            user_principal_name,
+            mail: None,
+            mail_nickname,
+            job_title: None,
+            department: None,
+            office_location: None,
+            company_name: None,
+            city: None,
+            country: None,
+            usage_location: None,
+            mobile_phone: None,
+            business_phones: Vec::new(),
+            employee_id: None,
+            preferred_language: None,
+            account_enabled: true,
+            user_type: "Member".into(),
+            created_date_time: Utc::now(),
+            manager: None,
+            sign_in_activity: SignInActivity::default(),
+            extra: serde_json::Map::new(),
+            state: ObjState::Active,
+            deleted_date_time: None,
+            memberships_before_delete: Vec::new(),
+            version: 0,
+        }
+    }
+}
+
 /// A group (`#microsoft.graph.group`).
 #[derive(Debug, Clone)]
 #[expect(
@@ -640,36 +681,7 @@ mod tests {
     use super::*;
 
     fn user(id: &str) -> User {
-        User {
-            id: id.into(),
-            display_name: id.into(),
-            given_name: None,
-            surname: None,
-            user_principal_name: format!("{id}@t.onmicrosoft.com"),
-            mail: None,
-            mail_nickname: id.into(),
-            job_title: None,
-            department: None,
-            office_location: None,
-            company_name: None,
-            city: None,
-            country: None,
-            usage_location: None,
-            mobile_phone: None,
-            business_phones: vec![],
-            employee_id: None,
-            preferred_language: None,
-            account_enabled: true,
-            user_type: "Member".into(),
-            created_date_time: Utc::now(),
-            manager: None,
-            sign_in_activity: SignInActivity::default(),
-            extra: Default::default(),
-            state: ObjState::Active,
-            deleted_date_time: None,
-            memberships_before_delete: vec![],
-            version: 0,
-        }
+        User::new(id.into(), id.into(), format!("{id}@t.onmicrosoft.com"))
     }
 
     fn group(id: &str) -> Group {

@@ -203,24 +203,7 @@ async fn minted_tokens_reach_graph_auth() {
     let h = Harness::start();
     let tenant = h.tenant().to_owned();
     let app = h.emulator.tenants()[0].connector_app.client_id.clone();
-    let mint = |body: Value| {
-        let h = &h;
-        let tenant = tenant.clone();
-        async move {
-            let res = h
-                .client
-                .post(h.url(&format!("/_emulator/tenants/{tenant}/tokens")))
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(res.status(), 200);
-            res.json::<Value>().await.unwrap()["access_token"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        }
-    };
+    let mint = |body: Value| h.mint(&tenant, body);
     let expired = mint(json!({"client_id": app, "skew_secs": -7200, "lifetime_secs": 60})).await;
     let res = h
         .client

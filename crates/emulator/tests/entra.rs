@@ -13,15 +13,7 @@ const REDIRECT: &str = "http://localhost/callback";
 
 /// POSTs a form to a tenant's token endpoint; the status and JSON body.
 async fn token(h: &Harness, tenant: &str, form: &[(&str, &str)]) -> (u16, Value) {
-    let res = h
-        .client
-        .post(h.url(&format!("/{tenant}/oauth2/v2.0/token")))
-        .form(form)
-        .send()
-        .await
-        .expect("token request");
-    let status = res.status().as_u16();
-    (status, res.json().await.expect("token JSON"))
+    h.token_endpoint(tenant, form).await
 }
 
 /// Asserts an error answer has Entra ID's documented shape and the given AADSTS code.

@@ -59,14 +59,7 @@ fn assertion(cert: &TestCert, header: Value, claims: Value) -> String {
 }
 
 async fn token(h: &Harness, tenant: &str, form: &[(&str, &str)]) -> (u16, Value) {
-    let res = h
-        .client
-        .post(h.url(&format!("/{tenant}/oauth2/v2.0/token")))
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    (res.status().as_u16(), res.json().await.unwrap())
+    h.token_endpoint(tenant, form).await
 }
 
 #[tokio::test]

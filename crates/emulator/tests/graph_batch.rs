@@ -8,18 +8,7 @@ use common::Harness;
 use serde_json::{Value, json};
 
 async fn token(h: &Harness, client_id: &str) -> String {
-    let res = h
-        .client
-        .post(h.url(&format!("/_emulator/tenants/{}/tokens", h.tenant())))
-        .json(&json!({ "client_id": client_id }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    res.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    h.app_token(client_id).await
 }
 
 async fn batch(h: &Harness, token: &str, body: Value) -> (u16, Value) {

@@ -18,18 +18,7 @@ struct Graph<'a> {
 impl<'a> Graph<'a> {
     async fn new(h: &'a Harness, client_id: &str) -> Self {
         let tenant = h.tenant().to_owned();
-        let res = h
-            .client
-            .post(h.url(&format!("/_emulator/tenants/{tenant}/tokens")))
-            .json(&json!({ "client_id": client_id }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
-        let token = res.json::<Value>().await.unwrap()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let token = h.app_token(client_id).await;
         Self { h, tenant, token }
     }
 

@@ -16,29 +16,13 @@ fn medium() -> Harness {
     })
 }
 
-async fn mint(h: &Harness, client_id: &str) -> String {
-    let tenant = h.tenant().to_owned();
-    let res = h
-        .client
-        .post(h.url(&format!("/_emulator/tenants/{tenant}/tokens")))
-        .json(&json!({"client_id": client_id}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    res.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 async fn tokens(h: &Harness) -> (String, String) {
     let t = &h.emulator.tenants()[0];
     let (full, limited) = (
         t.connector_app.client_id.clone(),
         t.limited_app.client_id.clone(),
     );
-    (mint(h, &full).await, mint(h, &limited).await)
+    (h.app_token(&full).await, h.app_token(&limited).await)
 }
 
 async fn get(h: &Harness, token: &str, url: &str, query: &[(&str, &str)]) -> (u16, Value) {

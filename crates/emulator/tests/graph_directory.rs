@@ -26,35 +26,13 @@ async fn token(h: &Harness, roles: Option<&[&str]>) -> String {
     if let Some(roles) = roles {
         body["roles"] = json!(roles);
     }
-    let res = h
-        .client
-        .post(h.url(&format!("/_emulator/tenants/{tenant}/tokens")))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    res.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    h.mint(&tenant, body).await
 }
 
 /// A token of the seeded limited app (only `User.Read.All` granted).
 async fn limited_token(h: &Harness) -> String {
-    let tenant = h.tenant().to_owned();
     let app = h.emulator.tenants()[0].limited_app.client_id.clone();
-    let res = h
-        .client
-        .post(h.url(&format!("/_emulator/tenants/{tenant}/tokens")))
-        .json(&json!({"client_id": app}))
-        .send()
-        .await
-        .unwrap();
-    res.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    h.app_token(&app).await
 }
 
 /// GET a Graph URL (absolute, or a path under /v1.0) with optional query pairs and headers.

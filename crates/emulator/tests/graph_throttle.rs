@@ -10,18 +10,11 @@ use common::Harness;
 use serde_json::{Value, json};
 
 async fn token(h: &Harness, tenant: &str, client_id: &str) -> String {
-    let res = h
-        .client
-        .post(h.url(&format!("/_emulator/tenants/{tenant}/tokens")))
-        .json(&json!({ "client_id": client_id, "roles": ["User.Read.All", "AuditLog.Read.All"] }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    res.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    h.mint(
+        tenant,
+        json!({ "client_id": client_id, "roles": ["User.Read.All", "AuditLog.Read.All"] }),
+    )
+    .await
 }
 
 async fn throttling(h: &Harness, mode: &str) {

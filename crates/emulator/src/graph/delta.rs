@@ -824,36 +824,7 @@ mod tests {
     use super::*;
 
     fn user(id: &str) -> crate::model::User {
-        crate::model::User {
-            id: id.into(),
-            display_name: id.into(),
-            given_name: None,
-            surname: None,
-            user_principal_name: format!("{id}@t.onmicrosoft.com"),
-            mail: None,
-            mail_nickname: id.into(),
-            job_title: None,
-            department: None,
-            office_location: None,
-            company_name: None,
-            city: None,
-            country: None,
-            usage_location: None,
-            mobile_phone: None,
-            business_phones: vec![],
-            employee_id: None,
-            preferred_language: None,
-            account_enabled: true,
-            user_type: "Member".into(),
-            created_date_time: chrono::Utc::now(),
-            manager: None,
-            sign_in_activity: crate::model::SignInActivity::default(),
-            extra: Map::new(),
-            state: ObjState::Active,
-            deleted_date_time: None,
-            memberships_before_delete: vec![],
-            version: 0,
-        }
+        crate::model::User::new(id.into(), id.into(), format!("{id}@t.onmicrosoft.com"))
     }
 
     fn group(id: &str) -> crate::model::Group {

@@ -7,7 +7,7 @@
     reason = "each test binary uses part of the harness"
 )]
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tenantlink_emulator::{Emulator, EmulatorConfig};
 
 /// A running emulator and a client that trusts it.
@@ -42,6 +42,41 @@ impl Harness {
     /// The first seeded tenant's id.
     pub fn tenant(&self) -> &str {
         &self.emulator.tenants()[0].tenant_id
+    }
+
+    /// Mints an access token through the control API (`body` as `POST .../tokens` takes it).
+    pub async fn mint(&self, tenant: &str, body: Value) -> String {
+        let res = self
+            .client
+            .post(self.url(&format!("/_emulator/tenants/{tenant}/tokens")))
+            .json(&body)
+            .send()
+            .await
+            .expect("mint a token");
+        assert_eq!(res.status(), 200, "minting a token");
+        res.json::<Value>().await.expect("token JSON")["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    /// A Graph token of an app in the first tenant, with what the tenant granted it.
+    pub async fn app_token(&self, client_id: &str) -> String {
+        self.mint(self.tenant(), json!({ "client_id": client_id }))
+            .await
+    }
+
+    /// POSTs a form to a tenant's token endpoint: the status and the JSON body.
+    pub async fn token_endpoint(&self, tenant: &str, form: &[(&str, &str)]) -> (u16, Value) {
+        let res = self
+            .client
+            .post(self.url(&format!("/{tenant}/oauth2/v2.0/token")))
+            .form(form)
+            .send()
+            .await
+            .expect("token request");
+        let status = res.status().as_u16();
+        (status, res.json().await.expect("token JSON"))
     }
 
     /// The ground truth of a tenant from the control API.
