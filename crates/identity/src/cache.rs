@@ -74,7 +74,9 @@ impl TokenCacheConfig {
     /// Checks the capacity is at least one.
     pub fn validate(&self) -> Result<(), Error> {
         if self.capacity == 0 {
-            return Err(Error::Config("the token cache capacity must be at least 1".into()));
+            return Err(Error::Config(
+                "the token cache capacity must be at least 1".into(),
+            ));
         }
         Ok(())
     }

@@ -54,9 +54,14 @@ impl ClientCertificate {
     }
 
     /// From a PKCS#8 DER private key and a DER certificate.
-    pub fn from_der(private_key_pkcs8: &SecretSlice<u8>, certificate_der: &[u8]) -> Result<Self, Error> {
+    pub fn from_der(
+        private_key_pkcs8: &SecretSlice<u8>,
+        certificate_der: &[u8],
+    ) -> Result<Self, Error> {
         let key = RsaKeyPair::from_pkcs8(private_key_pkcs8.expose_secret()).map_err(|e| {
-            Error::Certificate(format!("the private key is not a usable PKCS#8 RSA key: {e}"))
+            Error::Certificate(format!(
+                "the private key is not a usable PKCS#8 RSA key: {e}"
+            ))
         })?;
         if certificate_der.is_empty() {
             return Err(Error::Certificate("the certificate is empty".into()));
@@ -163,7 +168,8 @@ mod tests {
         let id = random_id().unwrap();
         assert_eq!(id.len(), 36);
         assert_ne!(id, random_id().unwrap());
-        let bad = SecretString::from("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----");
+        let bad =
+            SecretString::from("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----");
         let err = ClientCertificate::from_pem(&bad, pem).unwrap_err();
         assert!(!format!("{err:?}").contains("AAAA"));
     }

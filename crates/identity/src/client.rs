@@ -117,8 +117,15 @@ impl std::fmt::Debug for IdentityClient {
 
 impl IdentityClient {
     /// A client for a cloud with a default-sized token cache.
-    pub fn new(cloud: impl Into<CloudConfig>, options: &IdentityClientOptions) -> Result<Self, Error> {
-        Self::with_cache(cloud, options, Arc::new(TokenCache::new(TokenCacheConfig::default())?))
+    pub fn new(
+        cloud: impl Into<CloudConfig>,
+        options: &IdentityClientOptions,
+    ) -> Result<Self, Error> {
+        Self::with_cache(
+            cloud,
+            options,
+            Arc::new(TokenCache::new(TokenCacheConfig::default())?),
+        )
     }
 
     /// A client that shares an existing token cache.
@@ -227,8 +234,10 @@ impl AppCredential {
 /// An `AccessToken` expiring `expires_in` seconds from now.
 pub(crate) fn access_token(token: String, expires_in: i64) -> Result<AccessToken, Error> {
     let exp = chrono::Utc::now().timestamp() + expires_in.max(0);
-    let expires_on = OffsetDateTime::from_unix_timestamp(exp)
-        .map_err(|_| Error::Unexpected { status: 200, code: None })?;
+    let expires_on = OffsetDateTime::from_unix_timestamp(exp).map_err(|_| Error::Unexpected {
+        status: 200,
+        code: None,
+    })?;
     Ok(AccessToken::new(token, expires_on))
 }
 

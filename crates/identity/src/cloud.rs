@@ -102,7 +102,9 @@ impl CloudConfig {
                 return Err(Error::Config(format!("{name} `{value}` must use https")));
             }
             if url.query().is_some() {
-                return Err(Error::Config(format!("{name} `{value}` must have no query")));
+                return Err(Error::Config(format!(
+                    "{name} `{value}` must have no query"
+                )));
             }
         }
         Ok(())
@@ -168,10 +170,7 @@ mod tests {
         assert_eq!(gov.graph_scope(), "https://graph.microsoft.us/.default");
         let cn = Cloud::China.config();
         assert_eq!(cn.arm_endpoint, "https://management.chinacloudapi.cn");
-        assert_eq!(
-            cn.graph_endpoint,
-            "https://microsoftgraph.chinacloudapi.cn"
-        );
+        assert_eq!(cn.graph_endpoint, "https://microsoftgraph.chinacloudapi.cn");
         let custom = Cloud::Custom {
             base_url: "https://127.0.0.1:8443/".into(),
         }
