@@ -246,11 +246,11 @@ impl TokenCache {
         let slot = self.slot(key);
         let mut guard = slot.token.lock().await;
         let now = chrono::Utc::now().timestamp();
-        if let Some(cached) = guard.as_ref() {
-            if now < cached.refresh_at {
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(cached.token.clone());
-            }
+        if let Some(cached) = guard.as_ref()
+            && now < cached.refresh_at
+        {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(cached.token.clone());
         }
         self.fetches.fetch_add(1, Ordering::Relaxed);
         match fetch().await {

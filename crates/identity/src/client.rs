@@ -84,10 +84,10 @@ impl AppCredentialConfig {
         if self.client_id.trim().is_empty() {
             return Err(Error::Config("the client id is empty".into()));
         }
-        if let ClientAuth::Secret(secret) = &self.auth {
-            if secret.expose_secret().is_empty() {
-                return Err(Error::Config("the client secret is empty".into()));
-            }
+        if let ClientAuth::Secret(secret) = &self.auth
+            && secret.expose_secret().is_empty()
+        {
+            return Err(Error::Config("the client secret is empty".into()));
         }
         Ok(())
     }
