@@ -162,6 +162,12 @@ impl IdentityClient {
         })
     }
 
+    /// An `azure_core` transport sending through this client's HTTP client (same TLS stack
+    /// and roots), for `azure_identity` credentials and other Azure SDK clients.
+    pub fn azure_core_transport(&self) -> crate::transport::AzureCoreTransport {
+        crate::transport::AzureCoreTransport::new(self.inner.http.clone())
+    }
+
     /// Forgets every cached token of a tenant.
     pub fn forget_tenant(&self, tenant_id: &str) {
         self.inner.cache.remove_tenant(tenant_id);

@@ -11,6 +11,7 @@ mod consent;
 mod error;
 mod http;
 mod options;
+mod transport;
 
 pub use authorization::{
     AdminConsentCallback, AuthorizationCallback, MemoryPendingStore, PendingAuthorization,
@@ -28,6 +29,7 @@ pub use code_flow::{
 pub use consent::{AdminConsentRequest, ConsentGranted, check_admin_consent};
 pub use error::{AadDetails, Error};
 pub use options::IdentityClientOptions;
+pub use transport::AzureCoreTransport;
 
 /// Re-exported so callers need not name `secrecy` themselves.
 pub use secrecy::{ExposeSecret, SecretSlice, SecretString};
