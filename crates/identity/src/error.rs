@@ -201,3 +201,53 @@ impl From<Error> for azure_core::Error {
         azure_core::Error::new(azure_core::error::ErrorKind::Credential, error)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn details(error: &str, code: u64) -> Option<AadDetails> {
+        Some(AadDetails {
+            error: error.into(),
+            error_codes: vec![code],
+            description: format!("AADSTS{code}: test"),
+            trace_id: Some("trace".into()),
+            correlation_id: Some("corr".into()),
+        })
+    }
+
+    #[test]
+    fn codes_map_to_variants() {
+        let map = |code| Error::from_aad(400, details("invalid_request", code), false);
+        assert!(matches!(map(7_000_215), Error::InvalidClientSecret(_)));
+        assert!(matches!(map(7_000_222), Error::ClientSecretExpired(_)));
+        assert!(matches!(map(700_016), Error::AppNotFoundInTenant(_)));
+        assert!(matches!(map(90002), Error::TenantNotFound(_)));
+        assert!(matches!(map(65001), Error::ConsentRequired(_)));
+        assert!(matches!(map(70011), Error::InvalidScope(_)));
+        assert!(matches!(map(700_022), Error::InvalidScope(_)));
+        assert!(matches!(map(700_082), Error::RefreshTokenExpired(_)));
+        assert!(matches!(map(70008), Error::InvalidAuthorizationCode(_)));
+        assert!(matches!(map(54005), Error::InvalidAuthorizationCode(_)));
+        assert!(matches!(map(501_481), Error::PkceMismatch(_)));
+        assert!(matches!(map(700_027), Error::InvalidClientAssertion(_)));
+        let other = map(70003);
+        assert!(matches!(other, Error::Unexpected { status: 400, .. }));
+        assert!(
+            other
+                .to_string()
+                .contains("AADSTS70003, trace id trace, correlation id corr")
+        );
+        assert!(matches!(
+            Error::from_aad(400, details("invalid_grant", 9_002_313), true),
+            Error::RefreshTokenExpired(_)
+        ));
+        assert!(matches!(
+            Error::from_aad(502, None, false),
+            Error::Unexpected {
+                status: 502,
+                code: None
+            }
+        ));
+    }
+}

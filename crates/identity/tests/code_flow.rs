@@ -19,10 +19,19 @@ const USER_READ: &str = "https://graph.microsoft.com/User.Read";
 
 /// A refresh token store that records every token it is handed (the test's view of what a
 /// server would encrypt and keep).
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct RecordingStore {
     inner: MemoryRefreshTokenStore,
     saved: Mutex<Vec<String>>,
+}
+
+impl std::fmt::Debug for RecordingStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingStore")
+            .field("inner", &self.inner)
+            .field("saved", &self.saved.lock().unwrap().len())
+            .finish()
+    }
 }
 
 impl RecordingStore {
@@ -177,6 +186,17 @@ async fn sign_in_refresh_with_rotation_and_sign_out() {
     let claims = TokenClaims::decode_unverified(group.token.secret()).unwrap();
     assert!(claims.scopes().contains(&"Group.Read.All"));
     assert_eq!(store.saved().len(), 3);
+
+    for debug in [
+        format!("{flow:?}"),
+        format!("{credential:?}"),
+        format!("{store:?}"),
+    ] {
+        assert!(!debug.contains(&app.client_secret), "{debug}");
+        for rt in store.saved() {
+            assert!(!debug.contains(&rt), "{debug}");
+        }
+    }
 
     // Sign-out forgets the refresh token and the cached tokens.
     flow.sign_out(&account).await.unwrap();

@@ -104,3 +104,35 @@ async fn client_credential_errors_map_to_actionable_variants() {
     assert!(matches!(inner, Error::InvalidClientSecret(_)));
     assert!(!format!("{e:?}").contains("wrong-secret-value"));
 }
+
+#[tokio::test]
+async fn unreachable_authority_is_a_network_error() {
+    use tenantlink_identity::{
+        AppCredentialConfig, ClientAuth, Cloud, IdentityClient, IdentityClientOptions, SecretString,
+    };
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let identity = IdentityClient::new(
+        Cloud::Custom {
+            base_url: format!("https://127.0.0.1:{port}"),
+        },
+        &IdentityClientOptions::default(),
+    )
+    .unwrap();
+    let credential = identity
+        .app_credential(AppCredentialConfig {
+            tenant_id: "contoso.onmicrosoft.com".into(),
+            client_id: "00000000-0000-0000-0000-000000000000".into(),
+            auth: ClientAuth::Secret(SecretString::from("network-test-secret")),
+        })
+        .unwrap();
+    let e = credential.token(&[GRAPH_DEFAULT]).await.unwrap_err();
+    assert!(matches!(e, Error::Network(_)), "{e:?}");
+    assert!(e.to_string().contains("check the network"), "{e}");
+    assert!(!format!("{e:?}").contains("network-test-secret"));
+    assert!(!format!("{credential:?}").contains("network-test-secret"));
+}
