@@ -51,12 +51,12 @@ impl TokenClaims {
         let payload = jwt
             .split('.')
             .nth(1)
-            .ok_or_else(|| Error::Config("the token is not a JWT".into()))?;
+            .ok_or_else(|| Error::MalformedToken("it has no payload part".into()))?;
         let bytes = URL_SAFE_NO_PAD
             .decode(payload.trim_end_matches('='))
-            .map_err(|_| Error::Config("the token's payload is not base64url".into()))?;
+            .map_err(|_| Error::MalformedToken("its payload is not base64url".into()))?;
         serde_json::from_slice(&bytes)
-            .map_err(|_| Error::Config("the token's payload is not JSON claims".into()))
+            .map_err(|_| Error::MalformedToken("its payload is not JSON claims".into()))
     }
 
     /// The delegated permissions as a list.

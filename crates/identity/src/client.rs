@@ -240,10 +240,8 @@ impl AppCredential {
 /// An `AccessToken` expiring `expires_in` seconds from now.
 pub(crate) fn access_token(token: String, expires_in: i64) -> Result<AccessToken, Error> {
     let exp = chrono::Utc::now().timestamp() + expires_in.max(0);
-    let expires_on = OffsetDateTime::from_unix_timestamp(exp).map_err(|_| Error::Unexpected {
-        status: 200,
-        code: None,
-    })?;
+    let expires_on = OffsetDateTime::from_unix_timestamp(exp)
+        .map_err(|_| Error::InvalidResponse(format!("expires_in {expires_in} is out of range")))?;
     Ok(AccessToken::new(token, expires_on))
 }
 

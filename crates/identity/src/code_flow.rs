@@ -436,6 +436,10 @@ impl CodeFlow {
     /// Forgets an account's refresh token and cached tokens.
     pub async fn sign_out(&self, account: &AccountId) -> Result<(), Error> {
         self.refresh.remove(account, &self.config.client_id).await?;
+        self.account_locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(account);
         self.client
             .inner
             .cache
@@ -446,6 +450,10 @@ impl CodeFlow {
     /// Forgets every refresh token and cached token of a tenant.
     pub async fn sign_out_tenant(&self, tenant_id: &str) -> Result<(), Error> {
         self.refresh.remove_tenant(tenant_id).await?;
+        self.account_locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|a, _| a.tenant_id != tenant_id);
         self.client.inner.cache.remove_tenant(tenant_id);
         Ok(())
     }
@@ -483,10 +491,9 @@ fn identify(res: &TokenResponse) -> Result<TokenClaims, Error> {
         claims.preferred_username = id.preferred_username;
     }
     if claims.tid.is_none() || claims.oid.is_none() {
-        return Err(Error::Unexpected {
-            status: 200,
-            code: None,
-        });
+        return Err(Error::InvalidResponse(
+            "the tokens do not name the tenant (tid) and user (oid)".into(),
+        ));
     }
     Ok(claims)
 }

@@ -130,6 +130,14 @@ pub enum Error {
     /// The certificate or its private key cannot be used.
     #[error("invalid client certificate: {0}")]
     Certificate(String),
+    /// A token is not a readable JWT.
+    #[error("the token is not a readable JWT: {0}")]
+    MalformedToken(String),
+    /// Entra ID answered 2xx with something this crate cannot read.
+    #[error(
+        "Entra ID's answer could not be read ({0}): check the authority host points at Entra ID"
+    )]
+    InvalidResponse(String),
     /// A store (pending sign-ins, refresh tokens) failed.
     #[error("the token store failed: {0}")]
     Store(String),

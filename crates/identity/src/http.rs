@@ -51,9 +51,10 @@ pub(crate) async fn post_token(
         tracing::debug!(status, details = ?details, "token endpoint refused the request");
         return Err(Error::from_aad(status, details, refreshing));
     }
-    let body = body.ok_or(Error::Unexpected { status, code: None })?;
+    let body = body.ok_or_else(|| Error::InvalidResponse("the body is not JSON".into()))?;
     let text = |name: &str| body.get(name).and_then(Value::as_str).map(str::to_owned);
-    let access_token = text("access_token").ok_or(Error::Unexpected { status, code: None })?;
+    let access_token = text("access_token")
+        .ok_or_else(|| Error::InvalidResponse("no access_token in the answer".into()))?;
     let expires_in = match body.get("expires_in") {
         Some(Value::Number(n)) => n.as_i64(),
         Some(Value::String(s)) => s.parse().ok(),
