@@ -1,0 +1,347 @@
+//! The token cache: keyed by tenant, client, account and scopes; refreshed before expiry;
+//! one refresh at a time per key; bounded in size.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use azure_core::credentials::AccessToken;
+
+use crate::error::Error;
+
+/// What a cached token is for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    /// The tenant id (or domain) the token was issued in.
+    pub tenant_id: String,
+    /// The app's client id.
+    pub client_id: String,
+    /// The signed-in user's object id for delegated tokens; `None` for app-only tokens.
+    pub account: Option<String>,
+    /// The scopes, sorted and space separated.
+    pub scopes: String,
+}
+
+impl CacheKey {
+    /// A key; the scopes are sorted so their order does not matter.
+    pub fn new(tenant_id: &str, client_id: &str, account: Option<&str>, scopes: &[&str]) -> Self {
+        let mut sorted: Vec<&str> = scopes.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        Self {
+            tenant_id: tenant_id.to_owned(),
+            client_id: client_id.to_owned(),
+            account: account.map(str::to_owned),
+            scopes: sorted.join(" "),
+        }
+    }
+}
+
+/// Counters, for tests and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Answers served from the cache.
+    pub hits: u64,
+    /// Tokens fetched from Entra ID (first fetches and refreshes).
+    pub fetches: u64,
+    /// Entries evicted to stay within capacity.
+    pub evictions: u64,
+}
+
+/// How the cache behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenCacheConfig {
+    /// At most this many keys are kept; beyond it, expired then least recently used entries
+    /// are evicted.
+    pub capacity: usize,
+    /// Refresh this long before expiry, or a quarter of the token's lifetime if that is
+    /// shorter (short-lived tokens).
+    pub refresh_margin: Duration,
+}
+
+impl Default for TokenCacheConfig {
+    fn default() -> Self {
+        Self {
+            capacity: 1024,
+            refresh_margin: Duration::from_secs(300),
+        }
+    }
+}
+
+impl TokenCacheConfig {
+    /// Checks the capacity is at least one.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.capacity == 0 {
+            return Err(Error::Config(
+                "the token cache capacity must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One key's token; its async mutex makes refreshes single-flight.
+#[derive(Default)]
+struct Slot {
+    token: tokio::sync::Mutex<Option<Cached>>,
+    /// Unix seconds the token expires at (0: none yet), readable without the async lock.
+    expires_at: AtomicI64,
+}
+
+struct Cached {
+    token: AccessToken,
+    refresh_at: i64,
+    expires_at: i64,
+}
+
+struct Entry {
+    slot: Arc<Slot>,
+    last_used: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: HashMap<CacheKey, Entry>,
+    clock: u64,
+}
+
+/// A bounded, single-flight access token cache. Share one with `Arc` across credentials.
+///
+/// Debug shows the number of entries and the counters, never a token.
+pub struct TokenCache {
+    config: TokenCacheConfig,
+    inner: Mutex<Inner>,
+    hits: AtomicU64,
+    fetches: AtomicU64,
+    evictions: AtomicU64,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("entries", &self.len())
+            .field("capacity", &self.config.capacity)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        Self::new(TokenCacheConfig::default()).unwrap_or_else(|_| unreachable!())
+    }
+}
+
+impl TokenCache {
+    /// A cache with this configuration.
+    pub fn new(config: TokenCacheConfig) -> Result<Self, Error> {
+        config.validate()?;
+        Ok(Self {
+            config,
+            inner: Mutex::new(Inner::default()),
+            hits: AtomicU64::new(0),
+            fetches: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+        })
+    }
+
+    /// How many keys are cached.
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            fetches: self.fetches.load(Ordering::Relaxed),
+            evictions: self.evictions.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Forgets one key.
+    pub fn remove(&self, key: &CacheKey) {
+        self.lock().entries.remove(key);
+    }
+
+    /// Forgets every token of a tenant (sign-out, offboarding).
+    pub fn remove_tenant(&self, tenant_id: &str) {
+        self.lock().entries.retain(|k, _| k.tenant_id != tenant_id);
+    }
+
+    /// Forgets every token of one signed-in account in a tenant.
+    pub fn remove_account(&self, tenant_id: &str, account: &str) {
+        self.lock()
+            .entries
+            .retain(|k, _| !(k.tenant_id == tenant_id && k.account.as_deref() == Some(account)));
+    }
+
+    /// Forgets everything.
+    pub fn clear(&self) {
+        self.lock().entries.clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The slot for a key, created (evicting if full) when missing.
+    fn slot(&self, key: &CacheKey) -> Arc<Slot> {
+        let mut inner = self.lock();
+        inner.clock += 1;
+        let now_tick = inner.clock;
+        if let Some(entry) = inner.entries.get_mut(key) {
+            entry.last_used = now_tick;
+            return entry.slot.clone();
+        }
+        if inner.entries.len() >= self.config.capacity {
+            let now = chrono::Utc::now().timestamp();
+            let before = inner.entries.len();
+            inner.entries.retain(|_, e| {
+                let exp = e.slot.expires_at.load(Ordering::Relaxed);
+                exp == 0 || exp > now
+            });
+            while inner.entries.len() >= self.config.capacity {
+                let Some(oldest) = inner
+                    .entries
+                    .iter()
+                    .min_by_key(|(_, e)| e.last_used)
+                    .map(|(k, _)| k.clone())
+                else {
+                    break;
+                };
+                inner.entries.remove(&oldest);
+            }
+            let evicted = (before - inner.entries.len()) as u64;
+            self.evictions.fetch_add(evicted, Ordering::Relaxed);
+        }
+        let slot = Arc::new(Slot::default());
+        inner.entries.insert(
+            key.clone(),
+            Entry {
+                slot: slot.clone(),
+                last_used: now_tick,
+            },
+        );
+        slot
+    }
+
+    /// The cached token for `key` if it is not due for refresh; otherwise `fetch` one. However
+    /// many tasks ask at once, one fetch runs per key and the others wait for its token. If
+    /// a refresh fails while the old token is still valid, the old token is returned.
+    pub async fn get_or_fetch<F, Fut>(&self, key: &CacheKey, fetch: F) -> Result<AccessToken, Error>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<AccessToken, Error>>,
+    {
+        let slot = self.slot(key);
+        let mut guard = slot.token.lock().await;
+        let now = chrono::Utc::now().timestamp();
+        if let Some(cached) = guard.as_ref()
+            && now < cached.refresh_at
+        {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(cached.token.clone());
+        }
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        match fetch().await {
+            Ok(token) => {
+                let expires_at = token.expires_on.unix_timestamp();
+                let lifetime = (expires_at - now).max(0);
+                let margin = (self.config.refresh_margin.as_secs() as i64).min(lifetime / 4);
+                *guard = Some(Cached {
+                    token: token.clone(),
+                    refresh_at: expires_at - margin,
+                    expires_at,
+                });
+                slot.expires_at.store(expires_at, Ordering::Relaxed);
+                Ok(token)
+            }
+            Err(error) => match guard.as_ref() {
+                Some(old) if now < old.expires_at => {
+                    tracing::warn!(
+                        tenant = %key.tenant_id,
+                        client = %key.client_id,
+                        error = %error,
+                        "token refresh failed; using the cached token until it expires"
+                    );
+                    Ok(old.token.clone())
+                }
+                _ => Err(error),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use azure_core::time::OffsetDateTime;
+
+    fn token(value: &str, lifetime: i64) -> AccessToken {
+        let exp = chrono::Utc::now().timestamp() + lifetime;
+        AccessToken::new(
+            value.to_owned(),
+            OffsetDateTime::from_unix_timestamp(exp).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn hits_bounds_and_debug() {
+        let cache = TokenCache::new(TokenCacheConfig {
+            capacity: 2,
+            ..TokenCacheConfig::default()
+        })
+        .unwrap();
+        let a = CacheKey::new("t", "c", None, &["b", "a"]);
+        assert_eq!(a, CacheKey::new("t", "c", None, &["a", "b"]));
+        let first = cache
+            .get_or_fetch(&a, || async { Ok(token("secret-token-1", 3600)) })
+            .await
+            .unwrap();
+        let again = cache
+            .get_or_fetch(&a, || async { Ok(token("secret-token-2", 3600)) })
+            .await
+            .unwrap();
+        assert_eq!(first.token.secret(), again.token.secret());
+        for tenant in ["u", "v"] {
+            let key = CacheKey::new(tenant, "c", None, &["a"]);
+            cache
+                .get_or_fetch(&key, || async { Ok(token("x", 3600)) })
+                .await
+                .unwrap();
+        }
+        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.stats().evictions, 1);
+        assert_eq!(cache.stats().hits, 1);
+        let debug = format!("{cache:?}");
+        assert!(!debug.contains("secret-token"), "{debug}");
+        cache.remove_tenant("u");
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn short_tokens_refresh_early_and_failures_keep_the_old_one() {
+        let cache = TokenCache::default();
+        let key = CacheKey::new("t", "c", None, &["a"]);
+        // A 20 s token is refreshed 5 s before expiry: still fresh now.
+        cache
+            .get_or_fetch(&key, || async { Ok(token("one", 20)) })
+            .await
+            .unwrap();
+        let t = cache
+            .get_or_fetch(&key, || async { Ok(token("two", 20)) })
+            .await
+            .unwrap();
+        assert_eq!(t.token.secret(), "one");
+    }
+}
