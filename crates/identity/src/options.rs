@@ -6,10 +6,9 @@ use crate::error::Error;
 
 /// How the crate talks HTTP to Entra ID.
 ///
-/// The workspace builds reqwest with rustls and *manual* roots: no root certificate is
-/// trusted unless it is listed here (or the `http_client` you pass trusts it). Against
-/// Microsoft, add the roots you trust (e.g. from `webpki-roots`); against the emulator, its
-/// CA PEM.
+/// HTTPS is rustls with Mozilla's root certificates (`webpki-roots`), so Microsoft's
+/// endpoints are trusted out of the box. Roots listed here are trusted in addition: the
+/// emulator's CA PEM in tests and demos, or a corporate TLS-inspecting proxy's CA.
 #[derive(Clone)]
 pub struct IdentityClientOptions {
     /// PEM root certificates to trust (one or more `CERTIFICATE` blocks each).
