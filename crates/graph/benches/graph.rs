@@ -1,0 +1,3 @@
+//! `cargo xtask bench graph`: listing throughput and peak memory against the emulator.
+
+fn main() {}
