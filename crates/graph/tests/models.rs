@@ -94,7 +94,7 @@ async fn typed_models_read_every_listing() {
     let devices = collect(h.client.list_managed_devices(&ListQuery::default()))
         .await
         .expect("devices");
-    assert_eq!(devices.len(), live("devices"));
+    assert_eq!(devices.len(), live("managedDevices"));
     assert!(devices.iter().all(|d| d.compliance_state.is_some()));
 
     let sign_ins = collect(h.client.list_sign_ins(&ListQuery::default()))
