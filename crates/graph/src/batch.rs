@@ -387,8 +387,8 @@ mod tests {
             .map(|i| BatchRequest::get(format!("r{i}"), "/users"))
             .collect();
         // r18 <- r19 <- r20 <- r21 must stay together.
-        for i in 19..22 {
-            reqs[i] = reqs[i].clone().depends_on(format!("r{}", i - 1));
+        for (i, r) in reqs.iter_mut().enumerate().take(22).skip(19) {
+            r.depends_on.push(format!("r{}", i - 1));
         }
         let chunks = chunks(reqs).expect("chunks");
         assert!(chunks.iter().all(|c| c.len() <= MAX_BATCH_REQUESTS));

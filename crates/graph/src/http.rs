@@ -210,25 +210,25 @@ impl GraphClient {
 
     fn note_throttle_headers(&self, headers: &HeaderMap) {
         let opts = &self.inner.options;
-        if let Some(share) = limit_share(headers) {
-            if share > opts.slow_down_above {
-                let over =
-                    ((share - opts.slow_down_above) / (1.0 - opts.slow_down_above)).clamp(0.0, 1.0);
-                let delay = opts.slow_down_delay.mul_f64(1.0 + over);
-                tracing::debug!(
-                    share,
-                    delay_ms = delay.as_millis() as u64,
-                    "Graph budget nearly spent: slowing down"
-                );
-                let mut pace = self
-                    .inner
-                    .pace_until
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
-                let until = Instant::now() + delay;
-                if pace.is_none_or(|p| p < until) {
-                    *pace = Some(until);
-                }
+        if let Some(share) = limit_share(headers)
+            && share > opts.slow_down_above
+        {
+            let over =
+                ((share - opts.slow_down_above) / (1.0 - opts.slow_down_above)).clamp(0.0, 1.0);
+            let delay = opts.slow_down_delay.mul_f64(1.0 + over);
+            tracing::debug!(
+                share,
+                delay_ms = delay.as_millis() as u64,
+                "Graph budget nearly spent: slowing down"
+            );
+            let mut pace = self
+                .inner
+                .pace_until
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let until = Instant::now() + delay;
+            if pace.is_none_or(|p| p < until) {
+                *pace = Some(until);
             }
         }
     }

@@ -71,10 +71,10 @@ impl TokenCredential for TestCredential {
     ) -> azure_core::Result<AccessToken> {
         let mut cached = self.cached.lock().await;
         let margin = azure_core::time::Duration::milliseconds(self.margin.as_millis() as i64);
-        if let Some(t) = cached.as_ref() {
-            if t.expires_on - margin > OffsetDateTime::now_utc() {
-                return Ok(t.clone());
-            }
+        if let Some(t) = cached.as_ref()
+            && t.expires_on - margin > OffsetDateTime::now_utc()
+        {
+            return Ok(t.clone());
         }
         self.fetched.fetch_add(1, Ordering::Relaxed);
         let err = |m: String| {
