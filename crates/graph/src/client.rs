@@ -109,6 +109,9 @@ impl GraphClientOptions {
             return bad("slow_down_above must be between 0 and 1");
         }
         for pem in &self.extra_root_certificates {
+            if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                return bad("a root certificate is not a PEM certificate");
+            }
             reqwest::Certificate::from_pem(pem.as_bytes())
                 .map_err(|e| Error::Config(format!("a root certificate is not PEM: {e}")))?;
         }
