@@ -167,3 +167,35 @@ async fn advanced_queries_send_consistency_level_on_every_page() {
     assert!(n > 1, "several pages");
     assert_eq!(Some(total as u64), count, "$count matches the listing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_slow_down_when_graph_reports_the_budget_nearly_spent() {
+    // Aggressive throttling: 500 resource units per 10 s for a 60-user tenant;
+    // transitiveMembers costs 5, so request 81 and later pass 80% of the budget.
+    let h = Harness::with(
+        EmulatorConfig {
+            tenants: 1,
+            throttling: tenantlink_emulator::ThrottleMode::Aggressive,
+            ..EmulatorConfig::default()
+        },
+        |o| o.slow_down_delay = Duration::from_millis(20),
+    );
+    let groups = collect(h.client.list_groups(&ListQuery::select(["id"])))
+        .await
+        .expect("groups");
+    for i in 0..88 {
+        let group = &groups[i % groups.len()];
+        collect(
+            h.client
+                .list_group_transitive_members(&group.id, &ListQuery::default()),
+        )
+        .await
+        .expect("members");
+    }
+    let stats = h.client.stats();
+    assert!(stats.slowdowns >= 3, "{stats:?}");
+    assert_eq!(
+        stats.throttled, 0,
+        "slowed down before Graph throttled: {stats:?}"
+    );
+}
