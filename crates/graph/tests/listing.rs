@@ -111,6 +111,10 @@ async fn a_token_expiring_during_a_long_listing_is_refreshed_without_a_failed_re
     assert_eq!(stats.unauthorized, 0, "no request was refused");
     assert_eq!(stats.retries, 0);
     assert!(
+        h.credential.calls() >= stats.requests,
+        "a token was asked for before every request"
+    );
+    assert!(
         h.credential.fetched() >= 3,
         "tokens were refreshed: {}",
         h.credential.fetched()

@@ -30,6 +30,8 @@ pub struct TestCredential {
     cached: Mutex<Option<AccessToken>>,
     /// Token requests sent to the token endpoint.
     pub fetched: AtomicU64,
+    /// `get_token` calls (served from the cache or not).
+    pub calls: AtomicU64,
 }
 
 impl std::fmt::Debug for TestCredential {
@@ -54,11 +56,25 @@ impl TestCredential {
             margin: Duration::from_secs(1),
             cached: Mutex::new(None),
             fetched: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
         }
     }
 
     pub fn fetched(&self) -> u64 {
         self.fetched.load(Ordering::Relaxed)
+    }
+
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// The cached token, if any (to check it never leaks into messages).
+    pub async fn current(&self) -> Option<String> {
+        self.cached
+            .lock()
+            .await
+            .as_ref()
+            .map(|t| t.token.secret().to_owned())
     }
 }
 
@@ -69,6 +85,7 @@ impl TokenCredential for TestCredential {
         scopes: &[&str],
         _options: Option<TokenRequestOptions<'_>>,
     ) -> azure_core::Result<AccessToken> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let mut cached = self.cached.lock().await;
         let margin = azure_core::time::Duration::milliseconds(self.margin.as_millis() as i64);
         if let Some(t) = cached.as_ref()
