@@ -44,7 +44,7 @@ pub struct ListQuery {
     /// `$expand`, e.g. `manager`.
     pub expand: Option<String>,
     /// Use advanced queries: `ConsistencyLevel: eventual` and `$count=true` on every page
-    /// (implied by `search`).
+    /// (implied by `search`, `order_by`, and a `filter` with `ne`, `not` or `endsWith`).
     pub advanced: bool,
     /// Page size for this listing (clamped to the endpoint's maximum); else the client's
     /// option, else the maximum.
@@ -68,6 +68,25 @@ impl ListQuery {
     pub fn filter(mut self, filter: impl Into<String>) -> Self {
         self.filter = Some(filter.into());
         self
+    }
+
+    /// Whether Graph needs `ConsistencyLevel: eventual` and `$count=true` for this query on
+    /// directory objects ("Advanced query capabilities on Microsoft Entra ID objects"):
+    /// `$search`, `$orderby`, and `$filter` with `ne`, `not` or `endsWith`.
+    fn needs_eventual(&self) -> bool {
+        let filter = self
+            .filter
+            .as_deref()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        self.advanced
+            || self.search.is_some()
+            || self.order_by.is_some()
+            || filter.contains(" ne ")
+            || filter.contains("not(")
+            || filter.starts_with("not ")
+            || filter.contains(" not ")
+            || filter.contains("endswith(")
     }
 
     fn mentions(&self, property: &str) -> bool {
@@ -195,7 +214,7 @@ impl GraphClient {
         if let Some(e) = &query.expand {
             params.push(format!("$expand={}", encode(e)));
         }
-        let eventual = endpoint.directory && (query.advanced || query.search.is_some());
+        let eventual = endpoint.directory && query.needs_eventual();
         if eventual {
             params.push("$count=true".into());
         }
@@ -364,5 +383,34 @@ mod tests {
             "startswith(displayName,'A%20b')"
         );
         assert_eq!(encode("a+b&c"), "a%2Bb%26c");
+    }
+
+    #[test]
+    fn advanced_queries_are_recognised() {
+        assert!(
+            !ListQuery::default()
+                .filter("accountEnabled eq true")
+                .needs_eventual()
+        );
+        assert!(
+            ListQuery::default()
+                .filter("userType ne 'Guest'")
+                .needs_eventual()
+        );
+        assert!(
+            ListQuery::default()
+                .filter("endsWith(mail,'@contoso.com')")
+                .needs_eventual()
+        );
+        assert!(
+            ListQuery::default()
+                .filter("not(accountEnabled eq true)")
+                .needs_eventual()
+        );
+        let ordered = ListQuery {
+            order_by: Some("displayName".into()),
+            ..ListQuery::default()
+        };
+        assert!(ordered.needs_eventual());
     }
 }

@@ -203,3 +203,28 @@ async fn requests_slow_down_when_graph_reports_the_budget_nearly_spent() {
         "slowed down before Graph throttled: {stats:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_advanced_filter_lists_every_match_across_pages() {
+    let h = Harness::with(tenant(300), |o| o.page_size = Some(20));
+    let guests = collect(
+        h.client
+            .list_users(&ListQuery::select(["id", "userType"]).filter("userType ne 'Member'")),
+    )
+    .await
+    .expect("advanced filter");
+    let state = h.state().await;
+    let truth = state["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .filter(|u| u["_state"] == "active" && u["userType"] != "Member")
+        .count();
+    assert!(truth > 0);
+    assert_eq!(guests.len(), truth);
+    assert!(
+        guests
+            .iter()
+            .all(|u| u.user_type.as_deref() != Some("Member"))
+    );
+}
