@@ -261,6 +261,14 @@ impl GraphClient {
     }
 
     async fn attempt(&self, call: &Call) -> Result<Outcome, Error> {
+        // The permit first, then the token: a request that queued for a while still gets a
+        // token the credential considers fresh.
+        let _permit = self
+            .inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| Error::Network("the client is closed".into()))?;
         let token = self.token().await?;
         let client_request_id = new_guid();
         let mut req = self
@@ -277,12 +285,6 @@ impl GraphClient {
         if let Some(body) = &call.body {
             req = req.json(body);
         }
-        let _permit = self
-            .inner
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| Error::Network("the client is closed".into()))?;
         Counters::add(&self.inner.counters.requests, 1);
         let response = match req.send().await {
             Ok(r) => r,
