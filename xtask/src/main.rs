@@ -18,6 +18,7 @@ usage: cargo xtask <command>
   check migrations   fail when migrations/postgres and migrations/sqlite differ
   bench vault        encrypt/decrypt operations per second and key derivation time
   bench emulator     seed time and memory of a 100,000-user tenant; users/s served over loopback
+  bench graph        users/s and peak memory listing 100,000 users through the Graph connector
 ";
 
 fn main() -> Result<()> {
@@ -32,6 +33,7 @@ fn main() -> Result<()> {
         ["check", "migrations"] => checks::migrations(&root),
         ["bench", "vault"] => bench(&root, "tenantlink-vault", "vault"),
         ["bench", "emulator"] => bench(&root, "tenantlink-emulator", "emulator"),
+        ["bench", "graph"] => bench(&root, "tenantlink-graph", "graph"),
         ["help" | "--help" | "-h"] | [] => {
             eprint!("{USAGE}");
             Ok(())

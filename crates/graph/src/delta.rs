@@ -1,0 +1,365 @@
+//! Delta query for users and groups: start, resume from a stored deltaLink, or start at
+//! `$deltatoken=latest`; `@removed` and `members@delta` surfaced as typed changes; a lost
+//! sync state surfaced as [`Error::ResyncRequired`].
+
+use std::collections::HashMap;
+
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::client::GraphClient;
+use crate::error::Error;
+use crate::http::Call;
+use crate::list::encode;
+
+/// Pages of a delta round, in order; an `Err` ends it.
+pub type DeltaStream<T> = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<DeltaPage<T>, Error>> + Send + 'static>,
+>;
+use crate::models::{Group, ODataType, User};
+
+/// Where a delta round starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeltaStart {
+    /// A full round: every object, then a deltaLink. `select` is tracked from now on.
+    Initial {
+        /// `$select` (Graph's default set when empty).
+        select: Vec<String>,
+    },
+    /// Changes since a stored `@odata.deltaLink`, requested exactly as Graph gave it.
+    Resume(String),
+    /// No objects: only a deltaLink for changes from now on (`$deltatoken=latest`).
+    Latest {
+        /// `$select` to track.
+        select: Vec<String>,
+    },
+}
+
+/// Why `@removed` was sent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RemovedReason {
+    /// Soft-deleted (restorable) or out of scope.
+    Changed,
+    /// Deleted for good.
+    Deleted,
+    /// Another reason, as sent.
+    Other(String),
+}
+
+impl RemovedReason {
+    fn parse(s: &str) -> Self {
+        match s {
+            "changed" => Self::Changed,
+            "deleted" => Self::Deleted,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+}
+
+/// Added to or removed from a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MemberChangeKind {
+    /// Now a member.
+    Added,
+    /// No longer a member.
+    Removed,
+}
+
+/// One entry of a group's `members@delta`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberChange {
+    /// The member's object id.
+    pub id: String,
+    /// User, group, device...
+    pub odata_type: Option<ODataType>,
+    /// Added or removed.
+    pub change: MemberChangeKind,
+}
+
+/// One change of a delta round.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeltaChange<T> {
+    /// Created or updated: the object's (selected, changed) properties, and for groups the
+    /// membership changes.
+    Upserted {
+        /// The object.
+        item: T,
+        /// `members@delta` (groups only; merged across pages when a group repeats).
+        members: Vec<MemberChange>,
+    },
+    /// Gone from the set (`@removed`).
+    Removed {
+        /// Object id.
+        id: String,
+        /// Why.
+        reason: RemovedReason,
+    },
+}
+
+impl<T> DeltaChange<T> {
+    fn id<'a>(&'a self, id_of: impl Fn(&'a T) -> &'a str) -> &'a str {
+        match self {
+            Self::Upserted { item, .. } => id_of(item),
+            Self::Removed { id, .. } => id,
+        }
+    }
+}
+
+/// One page of a delta round.
+#[derive(Debug, Clone)]
+pub struct DeltaPage<T> {
+    /// Changes on this page.
+    pub changes: Vec<DeltaChange<T>>,
+    /// On the last page: the link to store and resume from.
+    pub delta_link: Option<String>,
+}
+
+/// A whole delta round, changes merged per object.
+#[derive(Debug, Clone)]
+pub struct DeltaRound<T> {
+    /// One change per object, in the order first seen.
+    pub changes: Vec<DeltaChange<T>>,
+    /// The deltaLink to store for the next round.
+    pub delta_link: String,
+}
+
+/// Something that has an object id.
+pub(crate) trait HasId {
+    fn object_id(&self) -> &str;
+}
+
+impl HasId for User {
+    fn object_id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl HasId for Group {
+    fn object_id(&self) -> &str {
+        &self.id
+    }
+}
+
+#[derive(Deserialize)]
+struct Removed {
+    #[serde(default)]
+    reason: String,
+}
+
+/// Turns one raw delta item into a change.
+fn change<T: DeserializeOwned>(mut obj: Map<String, Value>) -> Result<DeltaChange<T>, Error> {
+    if let Some(removed) = obj.remove("@removed") {
+        let removed: Removed =
+            serde_json::from_value(removed).map_err(|e| Error::Decode(e.to_string()))?;
+        let id = obj
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::Decode("a removed delta item has no id".into()))?
+            .to_owned();
+        return Ok(DeltaChange::Removed {
+            id,
+            reason: RemovedReason::parse(&removed.reason),
+        });
+    }
+    let mut members = Vec::new();
+    if let Some(Value::Array(list)) = obj.remove("members@delta") {
+        for m in list {
+            let id = m
+                .get("id")
+                .and_then(Value::as_str)
+                .ok_or_else(|| Error::Decode("a members@delta entry has no id".into()))?
+                .to_owned();
+            let odata_type = m
+                .get("@odata.type")
+                .cloned()
+                .map(serde_json::from_value)
+                .transpose()
+                .map_err(|e| Error::Decode(e.to_string()))?;
+            let change = if m.get("@removed").is_some() {
+                MemberChangeKind::Removed
+            } else {
+                MemberChangeKind::Added
+            };
+            members.push(MemberChange {
+                id,
+                odata_type,
+                change,
+            });
+        }
+    }
+    let item =
+        serde_json::from_value(Value::Object(obj)).map_err(|e| Error::Decode(e.to_string()))?;
+    Ok(DeltaChange::Upserted { item, members })
+}
+
+impl GraphClient {
+    fn delta_call(&self, kind: &str, permission: &'static str, start: &DeltaStart) -> Call {
+        let url = match start {
+            DeltaStart::Resume(link) => link.clone(),
+            DeltaStart::Initial { select } | DeltaStart::Latest { select } => {
+                let mut params = Vec::new();
+                if !select.is_empty() {
+                    params.push(format!("$select={}", encode(&select.join(","))));
+                }
+                if matches!(start, DeltaStart::Latest { .. }) {
+                    params.push("$deltatoken=latest".into());
+                }
+                let base = self.url(&format!("{kind}/delta"));
+                if params.is_empty() {
+                    base
+                } else {
+                    format!("{base}?{}", params.join("&"))
+                }
+            }
+        };
+        let mut call = Call::get(url, permission);
+        if let Some(size) = self.inner.options.page_size {
+            call.headers
+                .push(("Prefer", format!("odata.maxpagesize={}", size.min(999))));
+        }
+        call
+    }
+
+    fn delta_pages<T>(
+        &self,
+        kind: &str,
+        permission: &'static str,
+        start: &DeltaStart,
+    ) -> DeltaStream<T>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        let raw = self.pages::<Map<String, Value>>(self.delta_call(kind, permission, start));
+        Box::pin(raw.map(|page| {
+            let page = page?;
+            let changes = page
+                .items
+                .into_iter()
+                .map(change::<T>)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(DeltaPage {
+                changes,
+                delta_link: page.delta_link,
+            })
+        }))
+    }
+
+    /// `GET /users/delta`, page by page.
+    pub fn users_delta_pages(&self, start: &DeltaStart) -> DeltaStream<User> {
+        self.delta_pages("users", "User.Read.All", start)
+    }
+
+    /// `GET /groups/delta`, page by page.
+    pub fn groups_delta_pages(&self, start: &DeltaStart) -> DeltaStream<Group> {
+        self.delta_pages("groups", "GroupMember.Read.All", start)
+    }
+
+    /// A whole users delta round. Store [`DeltaRound::delta_link`] for the next one; on
+    /// [`Error::ResyncRequired`] start again with [`DeltaStart::Initial`].
+    pub async fn users_delta(&self, start: &DeltaStart) -> Result<DeltaRound<User>, Error> {
+        round(self.users_delta_pages(start)).await
+    }
+
+    /// A whole groups delta round, `members@delta` merged per group across pages.
+    pub async fn groups_delta(&self, start: &DeltaStart) -> Result<DeltaRound<Group>, Error> {
+        round(self.groups_delta_pages(start)).await
+    }
+}
+
+async fn round<T: HasId>(mut pages: DeltaStream<T>) -> Result<DeltaRound<T>, Error> {
+    let mut changes: Vec<DeltaChange<T>> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut delta_link = None;
+    while let Some(page) = pages.next().await {
+        {
+            let delta_page = page?;
+            if delta_page.delta_link.is_some() {
+                delta_link = delta_page.delta_link;
+            }
+            for c in delta_page.changes {
+                let id = c.id(HasId::object_id).to_owned();
+                match (index.get(&id), c) {
+                    (Some(&at), DeltaChange::Upserted { item, members }) => {
+                        // A group repeated on a later page: its latest properties, all
+                        // member changes.
+                        let merged = match std::mem::replace(
+                            &mut changes[at],
+                            DeltaChange::Removed {
+                                id: String::new(),
+                                reason: RemovedReason::Changed,
+                            },
+                        ) {
+                            DeltaChange::Upserted {
+                                members: mut earlier,
+                                ..
+                            } => {
+                                earlier.extend(members);
+                                DeltaChange::Upserted {
+                                    item,
+                                    members: earlier,
+                                }
+                            }
+                            DeltaChange::Removed { .. } => DeltaChange::Upserted { item, members },
+                        };
+                        changes[at] = merged;
+                    }
+                    (Some(&at), removed) => changes[at] = removed,
+                    (None, c) => {
+                        index.insert(id, changes.len());
+                        changes.push(c);
+                    }
+                }
+            }
+        }
+    }
+    let delta_link = delta_link
+        .ok_or_else(|| Error::Decode("the delta round ended without an @odata.deltaLink".into()))?;
+    Ok(DeltaRound {
+        changes,
+        delta_link,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn removed_and_member_changes_are_typed() {
+        let c: DeltaChange<Group> = change(
+            json!({"id": "g", "@removed": {"reason": "deleted"}})
+                .as_object()
+                .cloned()
+                .expect("object"),
+        )
+        .expect("change");
+        assert_eq!(
+            c,
+            DeltaChange::Removed {
+                id: "g".into(),
+                reason: RemovedReason::Deleted
+            }
+        );
+        let c: DeltaChange<Group> = change(
+            json!({"id": "g", "displayName": "G", "members@delta": [
+                {"@odata.type": "#microsoft.graph.user", "id": "u1"},
+                {"@odata.type": "#microsoft.graph.group", "id": "g2", "@removed": {"reason": "deleted"}}
+            ]})
+            .as_object()
+            .cloned()
+            .expect("object"),
+        )
+        .expect("change");
+        let DeltaChange::Upserted { item, members } = c else {
+            panic!("an upsert");
+        };
+        assert_eq!(item.display_name.as_deref(), Some("G"));
+        assert!(!item.extra.contains_key("members@delta"));
+        assert_eq!(members[0].change, MemberChangeKind::Added);
+        assert_eq!(members[1].change, MemberChangeKind::Removed);
+        assert_eq!(members[1].odata_type, Some(ODataType::Group));
+    }
+}
