@@ -49,10 +49,8 @@ pub struct GraphClientOptions {
     pub concurrency: usize,
     /// Retry of throttled, unavailable and dropped requests.
     pub retry: RetryPolicy,
-    /// Root certificates (PEM) to trust, e.g. the emulator's CA. The workspace builds
-    /// reqwest with `rustls-tls-manual-roots`: no root store is compiled in, so talking to
-    /// Microsoft needs the public roots (DigiCert Global Root G2, Microsoft RSA Root CA 2017)
-    /// passed here.
+    /// Root certificates (PEM) to trust in addition to Mozilla's roots (which already cover
+    /// Microsoft Graph): the emulator's CA, or a TLS-inspecting proxy's.
     pub extra_root_certificates: Vec<String>,
     /// TCP and TLS connect timeout.
     pub connect_timeout: Duration,
