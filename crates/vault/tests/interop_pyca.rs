@@ -61,12 +61,19 @@ fn run_pyca(request: &Value) -> Value {
                 python.display()
             )
         });
-    child
+    // If Python fails early it closes stdin; the exit status below then reports its stderr.
+    if let Err(err) = child
         .stdin
         .take()
         .unwrap()
         .write_all(request.to_string().as_bytes())
-        .unwrap();
+    {
+        assert_eq!(
+            err.kind(),
+            std::io::ErrorKind::BrokenPipe,
+            "writing stdin: {err}"
+        );
+    }
     let output = child.wait_with_output().unwrap();
     assert!(
         output.status.success(),
