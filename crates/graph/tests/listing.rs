@@ -80,7 +80,12 @@ async fn a_429_that_never_ends_is_a_throttled_error_after_the_budget_not_a_short
         ),
         "{next:?}"
     );
-    assert!(started.elapsed() <= Duration::from_secs(7));
+    // The 5 s retry budget ends the retries: far from "never" or a fixed 180 s, with room
+    // for a slow, busy machine (speed itself is measured by `cargo xtask bench graph`).
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "retries stopped at the budget"
+    );
     assert!(
         pages.next().await.is_none(),
         "the stream ends with the error"
