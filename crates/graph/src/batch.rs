@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::client::{Counters, GraphClient};
 use crate::error::Error;
-use crate::http::{Call, backoff, map_error, parse_retry_after};
+use crate::http::{Call, backoff, map_error, over_budget, parse_retry_after};
 
 /// The most requests Graph takes in one batch.
 pub const MAX_BATCH_REQUESTS: usize = 20;
@@ -336,7 +336,7 @@ impl GraphClient {
                 wait.unwrap_or_else(|| backoff(policy.base_backoff, policy.max_backoff, round));
             let give_up = retry.is_empty()
                 || round >= policy.max_retries
-                || started.elapsed() + wait > policy.budget;
+                || over_budget(started.elapsed(), wait, policy.budget);
             let mut next = Vec::new();
             for r in pending {
                 let k = key(&r.id);

@@ -96,18 +96,40 @@ pub(crate) fn map_error(
     }
 }
 
-/// `Retry-After` as seconds or an HTTP-date.
+/// The longest `Retry-After` taken as given; a longer one is cut to this (the retry budget
+/// then decides whether to wait at all).
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// `Retry-After` as seconds or an HTTP-date, at most [`MAX_RETRY_AFTER`]; a date in the
+/// past is zero; anything else is `None`.
 pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+        return Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER));
     }
     if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        if !secs.is_finite() || secs < 0.0 {
+            return None;
+        }
+        return Some(
+            Duration::try_from_secs_f64(secs)
+                .unwrap_or(MAX_RETRY_AFTER)
+                .min(MAX_RETRY_AFTER),
+        );
     }
     let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
+    let wait = at
+        .with_timezone(&chrono::Utc)
+        .signed_duration_since(chrono::Utc::now());
+    Some(
+        wait.to_std()
+            .map_or(Duration::ZERO, |w| w.min(MAX_RETRY_AFTER)),
+    )
+}
+
+/// Whether waiting `wait` more after `elapsed` would overrun `budget` (never overflows).
+pub(crate) fn over_budget(elapsed: Duration, wait: Duration, budget: Duration) -> bool {
+    elapsed.saturating_add(wait) > budget
 }
 
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
@@ -248,7 +270,8 @@ impl GraphClient {
             };
             let wait =
                 wait.unwrap_or_else(|| backoff(policy.base_backoff, policy.max_backoff, attempt));
-            if attempt >= policy.max_retries || started.elapsed() + wait > policy.budget {
+            if attempt >= policy.max_retries || over_budget(started.elapsed(), wait, policy.budget)
+            {
                 tracing::warn!(url = %strip_query(&call.url), attempt, "giving up: retry budget spent");
                 return Err(error);
             }
@@ -391,6 +414,63 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn absurd_retry_after_values_are_capped_not_panics() {
+        for v in [
+            "1e30",
+            "1e300",
+            "18446744073709551615",
+            "99999999999999999999999",
+            "1.7976931348623157e308",
+        ] {
+            let got = parse_retry_after(v);
+            assert!(got.is_none_or(|d| d <= MAX_RETRY_AFTER), "{v} gave {got:?}");
+        }
+        assert_eq!(parse_retry_after("1e30"), Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            parse_retry_after("18446744073709551615"),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert_eq!(parse_retry_after("2.5"), Some(Duration::from_millis(2500)));
+        for v in [
+            "-1",
+            "-1e30",
+            "NaN",
+            "inf",
+            "-inf",
+            "",
+            "0x10",
+            "Fri, 99 Foo",
+        ] {
+            assert_eq!(parse_retry_after(v), None, "{v}");
+        }
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT"),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert_eq!(
+            parse_retry_after("Mon, 01 Jan 1900 00:00:00 GMT"),
+            Some(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn budget_arithmetic_saturates() {
+        let budget = Duration::from_secs(60);
+        assert!(over_budget(Duration::from_secs(1), Duration::MAX, budget));
+        assert!(over_budget(Duration::MAX, Duration::MAX, budget));
+        assert!(!over_budget(
+            Duration::from_secs(1),
+            Duration::from_secs(2),
+            budget
+        ));
+        assert!(over_budget(
+            Duration::from_secs(59),
+            Duration::from_secs(2),
+            budget
+        ));
     }
 
     #[test]
