@@ -255,9 +255,76 @@ impl GraphClient {
     }
 }
 
+/// Whether `link` is under `base`: the same scheme, host and port, and a path equal to
+/// `base`'s or below it. Anything unparsable, with user info, or elsewhere is refused.
+pub(crate) fn link_is_under(base: &str, link: &str) -> bool {
+    let (Ok(base), Ok(link)) = (reqwest::Url::parse(base), reqwest::Url::parse(link)) else {
+        return false;
+    };
+    if base.scheme() != link.scheme()
+        || base.host_str() != link.host_str()
+        || base.port_or_known_default() != link.port_or_known_default()
+        || !link.username().is_empty()
+        || link.password().is_some()
+    {
+        return false;
+    }
+    let prefix = base.path().trim_end_matches('/');
+    let path = link.path();
+    prefix.is_empty() || path == prefix || path.starts_with(&format!("{prefix}/"))
+}
+
+/// A link for errors and Debug: no query or fragment (they carry skip and delta tokens).
+pub(crate) fn redact_link(link: &str) -> &str {
+    link.split(['?', '#']).next().unwrap_or(link)
+}
+
+impl GraphClient {
+    /// Refuses a link not under the base URL, before any token is attached to it.
+    pub(crate) fn check_link(&self, link: &str) -> Result<(), Error> {
+        if link_is_under(&self.inner.options.base_url, link) {
+            Ok(())
+        } else {
+            tracing::warn!(link = %redact_link(link), "refusing a link outside the base URL");
+            Err(Error::UntrustedLink(redact_link(link).to_owned()))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_links_under_the_base_url_are_followed() {
+        let base = "https://graph.microsoft.com/v1.0";
+        let ok = [
+            "https://graph.microsoft.com/v1.0/users?$skiptoken=x",
+            "https://graph.microsoft.com:443/v1.0/users/delta?$deltatoken=y",
+            "https://GRAPH.microsoft.com/v1.0/groups",
+        ];
+        for l in ok {
+            assert!(link_is_under(base, l), "{l}");
+        }
+        let refused = [
+            "http://graph.microsoft.com/v1.0/users",
+            "https://graph.microsoft.com:8443/v1.0/users",
+            "https://evil.example/v1.0/users?$skiptoken=x",
+            "https://graph.microsoft.com.evil.example/v1.0/users",
+            "https://graph.microsoft.com/beta/users",
+            "https://graph.microsoft.com/v1.0evil/users",
+            "https://user:pw@graph.microsoft.com/v1.0/users",
+            "/v1.0/users",
+            "not a url",
+        ];
+        for l in refused {
+            assert!(!link_is_under(base, l), "{l}");
+        }
+        assert_eq!(
+            redact_link("https://h/v1.0/users/delta?$deltatoken=secret"),
+            "https://h/v1.0/users/delta"
+        );
+    }
 
     #[test]
     fn default_options_are_valid_and_bad_ones_are_refused() {

@@ -71,6 +71,11 @@ pub enum Error {
     /// The connection failed or timed out (after retries, for idempotent requests).
     #[error("network error: {0}")]
     Network(String),
+    /// A link to follow (`@odata.nextLink`, a stored deltaLink) does not point under the
+    /// client's base URL (same scheme, host, port and path prefix); it was not requested, so
+    /// the token never left for it. Holds the link without its query.
+    #[error("refused to follow a link outside the Graph base URL: {0}")]
+    UntrustedLink(String),
     /// The answer was not the JSON expected.
     #[error("could not decode Graph's answer: {0}")]
     Decode(String),

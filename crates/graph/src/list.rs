@@ -239,6 +239,11 @@ impl GraphClient {
             let client = client.clone();
             async move {
                 let call = state?;
+                // Every link followed (nextLink, a stored deltaLink) must stay under the
+                // base URL: the bearer token goes with the request.
+                if let Err(e) = client.check_link(&call.url) {
+                    return Some((Err(e), None));
+                }
                 match client
                     .execute(&call)
                     .await

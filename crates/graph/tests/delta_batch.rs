@@ -284,3 +284,29 @@ async fn batch_reports_failed_dependencies_per_item_and_chunks_past_twenty() {
     assert!(responses[2..].iter().all(|r| r.is_success()));
     assert_eq!(h.client.stats().requests, 2, "two batches of at most 20");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delta_link_to_another_host_is_refused_without_a_request() {
+    let h = Harness::start();
+    // A second listener: the link points at it, and nothing may arrive there.
+    let trap = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    trap.set_nonblocking(true).expect("nonblocking");
+    let port = trap.local_addr().expect("addr").port();
+    let link = format!("http://127.0.0.1:{port}/v1.0/users/delta?$deltatoken=SECRET-TOKEN");
+    let err = h
+        .client
+        .users_delta(&DeltaStart::Resume(link))
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, Error::UntrustedLink(_)), "{err:?}");
+    for shown in [err.to_string(), format!("{err:?}")] {
+        assert!(!shown.contains("deltatoken"), "{shown}");
+        assert!(!shown.contains("SECRET-TOKEN"), "{shown}");
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        trap.accept().err().map(|e| e.kind()),
+        Some(std::io::ErrorKind::WouldBlock),
+        "no connection reached the other host"
+    );
+}
