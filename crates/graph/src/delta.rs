@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::client::GraphClient;
+use crate::client::{GraphClient, redact_link};
 use crate::error::Error;
 use crate::http::Call;
 use crate::list::encode;
@@ -20,8 +20,8 @@ pub type DeltaStream<T> = std::pin::Pin<
 >;
 use crate::models::{Group, ODataType, User};
 
-/// Where a delta round starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a delta round starts. Its Debug shows a deltaLink without its query.
+#[derive(Clone, PartialEq, Eq)]
 pub enum DeltaStart {
     /// A full round: every object, then a deltaLink. `select` is tracked from now on.
     Initial {
@@ -35,6 +35,16 @@ pub enum DeltaStart {
         /// `$select` to track.
         select: Vec<String>,
     },
+}
+
+impl std::fmt::Debug for DeltaStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Initial { select } => f.debug_struct("Initial").field("select", select).finish(),
+            Self::Resume(link) => f.debug_tuple("Resume").field(&redact_link(link)).finish(),
+            Self::Latest { select } => f.debug_struct("Latest").field("select", select).finish(),
+        }
+    }
 }
 
 /// Why `@removed` was sent.
@@ -107,8 +117,8 @@ impl<T> DeltaChange<T> {
     }
 }
 
-/// One page of a delta round.
-#[derive(Debug, Clone)]
+/// One page of a delta round. Its Debug shows the deltaLink without its query.
+#[derive(Clone)]
 pub struct DeltaPage<T> {
     /// Changes on this page.
     pub changes: Vec<DeltaChange<T>>,
@@ -116,13 +126,32 @@ pub struct DeltaPage<T> {
     pub delta_link: Option<String>,
 }
 
-/// A whole delta round, changes merged per object.
-#[derive(Debug, Clone)]
+impl<T: std::fmt::Debug> std::fmt::Debug for DeltaPage<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeltaPage")
+            .field("changes", &self.changes)
+            .field("delta_link", &self.delta_link.as_deref().map(redact_link))
+            .finish()
+    }
+}
+
+/// A whole delta round, changes merged per object. Its Debug shows the deltaLink without
+/// its query.
+#[derive(Clone)]
 pub struct DeltaRound<T> {
     /// One change per object, in the order first seen.
     pub changes: Vec<DeltaChange<T>>,
     /// The deltaLink to store for the next round.
     pub delta_link: String,
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for DeltaRound<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeltaRound")
+            .field("changes", &self.changes)
+            .field("delta_link", &redact_link(&self.delta_link))
+            .finish()
+    }
 }
 
 /// Something that has an object id.
@@ -326,6 +355,34 @@ async fn round<T: HasId>(mut pages: DeltaStream<T>) -> Result<DeltaRound<T>, Err
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn delta_debug_hides_delta_tokens() {
+        let link = "https://g/v1.0/users/delta?$deltatoken=DELTA-SECRET&$skiptoken=SKIP-SECRET";
+        let shown = [
+            format!("{:?}", DeltaStart::Resume(link.into())),
+            format!(
+                "{:?}",
+                DeltaPage::<User> {
+                    changes: vec![],
+                    delta_link: Some(link.into()),
+                }
+            ),
+            format!(
+                "{:?}",
+                DeltaRound::<User> {
+                    changes: vec![],
+                    delta_link: link.into(),
+                }
+            ),
+        ];
+        for s in shown {
+            for secret in ["$deltatoken", "DELTA-SECRET", "$skiptoken", "SKIP-SECRET"] {
+                assert!(!s.contains(secret), "{s}");
+            }
+            assert!(s.contains("https://g/v1.0/users/delta"), "{s}");
+        }
+    }
 
     #[test]
     fn removed_and_member_changes_are_typed() {

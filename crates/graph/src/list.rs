@@ -9,13 +9,14 @@ use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::client::GraphClient;
+use crate::client::{GraphClient, redact_link};
 use crate::error::Error;
 use crate::http::Call;
 use crate::models::{Alert, DirectoryAudit, DirectoryObject, Group, ManagedDevice, SignIn, User};
 
-/// One page of a listing.
-#[derive(Debug, Clone)]
+/// One page of a listing. Its Debug shows the links without their queries (which hold
+/// `$skiptoken` and `$deltatoken`).
+#[derive(Clone)]
 pub struct Page<T> {
     /// The objects on this page.
     pub items: Vec<T>,
@@ -25,6 +26,17 @@ pub struct Page<T> {
     pub delta_link: Option<String>,
     /// `@odata.count`, when `$count=true` was asked.
     pub count: Option<u64>,
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Page<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Page")
+            .field("items", &self.items)
+            .field("next_link", &self.next_link.as_deref().map(redact_link))
+            .field("delta_link", &self.delta_link.as_deref().map(redact_link))
+            .field("count", &self.count)
+            .finish()
+    }
 }
 
 /// Pages of a listing, in order; an `Err` ends it.
@@ -388,6 +400,21 @@ mod tests {
             "startswith(displayName,'A%20b')"
         );
         assert_eq!(encode("a+b&c"), "a%2Bb%26c");
+    }
+
+    #[test]
+    fn page_debug_hides_link_tokens() {
+        let page = Page::<u8> {
+            items: vec![1],
+            next_link: Some("https://g/v1.0/users?$top=5&$skiptoken=SKIP-SECRET".into()),
+            delta_link: Some("https://g/v1.0/users/delta?$deltatoken=DELTA-SECRET".into()),
+            count: Some(1),
+        };
+        let shown = format!("{page:?}");
+        for secret in ["$skiptoken", "SKIP-SECRET", "$deltatoken", "DELTA-SECRET"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("https://g/v1.0/users/delta"), "{shown}");
     }
 
     #[test]
