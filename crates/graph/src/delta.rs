@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::client::{GraphClient, redact_link};
 use crate::error::Error;
 use crate::http::Call;
-use crate::list::encode;
+use crate::list::{PageStream, encode};
 
 /// Pages of a delta round, in order; an `Err` ends it.
 pub type DeltaStream<T> = std::pin::Pin<
@@ -108,15 +108,6 @@ pub enum DeltaChange<T> {
     },
 }
 
-impl<T> DeltaChange<T> {
-    fn id<'a>(&'a self, id_of: impl Fn(&'a T) -> &'a str) -> &'a str {
-        match self {
-            Self::Upserted { item, .. } => id_of(item),
-            Self::Removed { id, .. } => id,
-        }
-    }
-}
-
 /// One page of a delta round. Its Debug shows the deltaLink without its query.
 #[derive(Clone)]
 pub struct DeltaPage<T> {
@@ -154,31 +145,47 @@ impl<T: std::fmt::Debug> std::fmt::Debug for DeltaRound<T> {
     }
 }
 
-/// Something that has an object id.
-pub(crate) trait HasId {
-    fn object_id(&self) -> &str;
-}
-
-impl HasId for User {
-    fn object_id(&self) -> &str {
-        &self.id
-    }
-}
-
-impl HasId for Group {
-    fn object_id(&self) -> &str {
-        &self.id
-    }
-}
-
 #[derive(Deserialize)]
 struct Removed {
     #[serde(default)]
     reason: String,
 }
 
+/// One raw delta item: an upsert keeps its JSON (to merge with a repeat) and its
+/// `members@delta`.
+enum RawChange {
+    Upserted {
+        obj: Map<String, Value>,
+        members: Vec<MemberChange>,
+    },
+    Removed {
+        id: String,
+        reason: RemovedReason,
+    },
+}
+
+impl RawChange {
+    fn id(&self) -> Option<&str> {
+        match self {
+            Self::Upserted { obj, .. } => obj.get("id").and_then(Value::as_str),
+            Self::Removed { id, .. } => Some(id),
+        }
+    }
+
+    fn typed<T: DeserializeOwned>(self) -> Result<DeltaChange<T>, Error> {
+        Ok(match self {
+            Self::Upserted { obj, members } => DeltaChange::Upserted {
+                item: serde_json::from_value(Value::Object(obj))
+                    .map_err(|e| Error::Decode(e.to_string()))?,
+                members,
+            },
+            Self::Removed { id, reason } => DeltaChange::Removed { id, reason },
+        })
+    }
+}
+
 /// Turns one raw delta item into a change.
-fn change<T: DeserializeOwned>(mut obj: Map<String, Value>) -> Result<DeltaChange<T>, Error> {
+fn raw_change(mut obj: Map<String, Value>) -> Result<RawChange, Error> {
     if let Some(removed) = obj.remove("@removed") {
         let removed: Removed =
             serde_json::from_value(removed).map_err(|e| Error::Decode(e.to_string()))?;
@@ -187,7 +194,7 @@ fn change<T: DeserializeOwned>(mut obj: Map<String, Value>) -> Result<DeltaChang
             .and_then(Value::as_str)
             .ok_or_else(|| Error::Decode("a removed delta item has no id".into()))?
             .to_owned();
-        return Ok(DeltaChange::Removed {
+        return Ok(RawChange::Removed {
             id,
             reason: RemovedReason::parse(&removed.reason),
         });
@@ -218,10 +225,57 @@ fn change<T: DeserializeOwned>(mut obj: Map<String, Value>) -> Result<DeltaChang
             });
         }
     }
-    let item =
-        serde_json::from_value(Value::Object(obj)).map_err(|e| Error::Decode(e.to_string()))?;
-    Ok(DeltaChange::Upserted { item, members })
+    Ok(RawChange::Upserted { obj, members })
 }
+
+#[cfg(test)]
+fn change<T: DeserializeOwned>(obj: Map<String, Value>) -> Result<DeltaChange<T>, Error> {
+    raw_change(obj)?.typed()
+}
+
+/// Merges a round's raw items into one change per object, in the order first seen. An
+/// object repeated on a later page (Graph repeats a group with only `id` and the next slice
+/// of `members@delta`) keeps its earlier properties: later non-null values win field by
+/// field, and member changes accumulate. A removal replaces what came before; an upsert
+/// after a removal starts afresh.
+fn merge_round(items: Vec<Map<String, Value>>) -> Result<Vec<RawChange>, Error> {
+    let mut changes: Vec<RawChange> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for obj in items {
+        let c = raw_change(obj)?;
+        let Some(id) = c.id().map(str::to_owned) else {
+            // No id: nothing to merge with; kept as is (decoding decides).
+            changes.push(c);
+            continue;
+        };
+        let Some(&at) = index.get(&id) else {
+            index.insert(id, changes.len());
+            changes.push(c);
+            continue;
+        };
+        match (&mut changes[at], c) {
+            (
+                RawChange::Upserted {
+                    obj: earlier,
+                    members: earlier_members,
+                },
+                RawChange::Upserted { obj, members },
+            ) => {
+                for (k, v) in obj {
+                    if !v.is_null() || !earlier.contains_key(&k) {
+                        earlier.insert(k, v);
+                    }
+                }
+                earlier_members.extend(members);
+            }
+            (slot, c) => *slot = c,
+        }
+    }
+    Ok(changes)
+}
+
+const USERS_PERMISSION: &str = "User.Read.All";
+const GROUPS_PERMISSION: &str = "GroupMember.Read.All";
 
 impl GraphClient {
     fn delta_call(&self, kind: &str, permission: &'static str, start: &DeltaStart) -> Call {
@@ -266,7 +320,7 @@ impl GraphClient {
             let changes = page
                 .items
                 .into_iter()
-                .map(change::<T>)
+                .map(|obj| raw_change(obj)?.typed::<T>())
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(DeltaPage {
                 changes,
@@ -277,74 +331,44 @@ impl GraphClient {
 
     /// `GET /users/delta`, page by page.
     pub fn users_delta_pages(&self, start: &DeltaStart) -> DeltaStream<User> {
-        self.delta_pages("users", "User.Read.All", start)
+        self.delta_pages("users", USERS_PERMISSION, start)
     }
 
     /// `GET /groups/delta`, page by page.
     pub fn groups_delta_pages(&self, start: &DeltaStart) -> DeltaStream<Group> {
-        self.delta_pages("groups", "GroupMember.Read.All", start)
+        self.delta_pages("groups", GROUPS_PERMISSION, start)
     }
 
     /// A whole users delta round. Store [`DeltaRound::delta_link`] for the next one; on
     /// [`Error::ResyncRequired`] start again with [`DeltaStart::Initial`].
     pub async fn users_delta(&self, start: &DeltaStart) -> Result<DeltaRound<User>, Error> {
-        round(self.users_delta_pages(start)).await
+        round(self.pages(self.delta_call("users", USERS_PERMISSION, start))).await
     }
 
     /// A whole groups delta round, `members@delta` merged per group across pages.
     pub async fn groups_delta(&self, start: &DeltaStart) -> Result<DeltaRound<Group>, Error> {
-        round(self.groups_delta_pages(start)).await
+        round(self.pages(self.delta_call("groups", GROUPS_PERMISSION, start))).await
     }
 }
 
-async fn round<T: HasId>(mut pages: DeltaStream<T>) -> Result<DeltaRound<T>, Error> {
-    let mut changes: Vec<DeltaChange<T>> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
+async fn round<T: DeserializeOwned>(
+    mut pages: PageStream<Map<String, Value>>,
+) -> Result<DeltaRound<T>, Error> {
+    let mut items = Vec::new();
     let mut delta_link = None;
     while let Some(page) = pages.next().await {
-        {
-            let delta_page = page?;
-            if delta_page.delta_link.is_some() {
-                delta_link = delta_page.delta_link;
-            }
-            for c in delta_page.changes {
-                let id = c.id(HasId::object_id).to_owned();
-                match (index.get(&id), c) {
-                    (Some(&at), DeltaChange::Upserted { item, members }) => {
-                        // A group repeated on a later page: its latest properties, all
-                        // member changes.
-                        let merged = match std::mem::replace(
-                            &mut changes[at],
-                            DeltaChange::Removed {
-                                id: String::new(),
-                                reason: RemovedReason::Changed,
-                            },
-                        ) {
-                            DeltaChange::Upserted {
-                                members: mut earlier,
-                                ..
-                            } => {
-                                earlier.extend(members);
-                                DeltaChange::Upserted {
-                                    item,
-                                    members: earlier,
-                                }
-                            }
-                            DeltaChange::Removed { .. } => DeltaChange::Upserted { item, members },
-                        };
-                        changes[at] = merged;
-                    }
-                    (Some(&at), removed) => changes[at] = removed,
-                    (None, c) => {
-                        index.insert(id, changes.len());
-                        changes.push(c);
-                    }
-                }
-            }
+        let page = page?;
+        if page.delta_link.is_some() {
+            delta_link = page.delta_link;
         }
+        items.extend(page.items);
     }
     let delta_link = delta_link
         .ok_or_else(|| Error::Decode("the delta round ended without an @odata.deltaLink".into()))?;
+    let changes = merge_round(items)?
+        .into_iter()
+        .map(RawChange::typed)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(DeltaRound {
         changes,
         delta_link,
@@ -382,6 +406,49 @@ mod tests {
             }
             assert!(s.contains("https://g/v1.0/users/delta"), "{s}");
         }
+    }
+
+    #[test]
+    fn a_group_repeated_on_a_later_page_keeps_its_properties() {
+        let obj = |v: Value| v.as_object().cloned().expect("object");
+        let items = vec![
+            obj(
+                json!({"id": "g", "displayName": "Big", "description": "d", "members@delta": [
+                    {"@odata.type": "#microsoft.graph.user", "id": "u1"}
+                ]}),
+            ),
+            obj(json!({"id": "u", "displayName": "Other"})),
+            // The repeat: only id (and a null Graph may pad a selected property with).
+            obj(json!({"id": "g", "description": null, "members@delta": [
+                {"@odata.type": "#microsoft.graph.user", "id": "u2"},
+                {"@odata.type": "#microsoft.graph.user", "id": "u3", "@removed": {"reason": "deleted"}}
+            ]})),
+            obj(json!({"id": "g", "displayName": "Bigger", "members@delta": []})),
+        ];
+        let changes: Vec<DeltaChange<Group>> = merge_round(items)
+            .expect("merge")
+            .into_iter()
+            .map(RawChange::typed)
+            .collect::<Result<_, _>>()
+            .expect("typed");
+        assert_eq!(changes.len(), 2);
+        let DeltaChange::Upserted { item, members } = &changes[0] else {
+            panic!("an upsert");
+        };
+        assert_eq!(item.id, "g");
+        assert_eq!(item.display_name.as_deref(), Some("Bigger"));
+        assert_eq!(item.description.as_deref(), Some("d"));
+        let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, ["u1", "u2", "u3"]);
+        assert_eq!(members[2].change, MemberChangeKind::Removed);
+
+        // A removal after an upsert wins; an upsert after a removal starts afresh.
+        let changes = merge_round(vec![
+            obj(json!({"id": "g", "displayName": "G"})),
+            obj(json!({"id": "g", "@removed": {"reason": "changed"}})),
+        ])
+        .expect("merge");
+        assert!(matches!(changes[..], [RawChange::Removed { .. }]));
     }
 
     #[test]

@@ -41,19 +41,32 @@ async fn delta_round_trip_surfaces_typed_user_and_membership_changes() {
         .filter(|g| g["_state"] == "active")
         .collect();
     assert_eq!(groups_first.changes.len(), live_groups.len());
+    assert!(
+        live_groups
+            .iter()
+            .any(|g| g["members"].as_array().is_some_and(|m| m.len() > 7)),
+        "some group spans pages"
+    );
     for g in &live_groups {
         let change = groups_first
             .changes
             .iter()
             .find(|c| matches!(c, DeltaChange::Upserted { item, .. } if item.id == g["id"]))
             .expect("the group is in the round");
-        let DeltaChange::Upserted { members, .. } = change else {
+        let DeltaChange::Upserted { item, members } = change else {
             unreachable!()
         };
         assert_eq!(
             members.len(),
             g["members"].as_array().expect("members").len(),
             "all members of {}",
+            g["id"]
+        );
+        // A group split over pages keeps the properties its first page gave.
+        assert_eq!(
+            item.display_name.as_deref(),
+            g["displayName"].as_str(),
+            "displayName of {}",
             g["id"]
         );
     }
