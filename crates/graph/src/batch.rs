@@ -1,7 +1,7 @@
 //! JSON batching (`POST /$batch`): chunks of at most 20 requests (a `dependsOn` chain kept in
-//! one chunk), per-item results, per-item retry of 429, 503 and 504 honouring each item's
-//! own `Retry-After` while items that already succeeded are not re-sent, and `dependsOn`
-//! failures (424) reported per item.
+//! one chunk), per-item results, per-item retry of 429 (and of 503 and 504 for `GET`
+//! items) honouring each item's own `Retry-After` while items that already succeeded are
+//! not re-sent, and `dependsOn` failures (424) reported per item.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -158,8 +158,15 @@ fn permission_for(url: &str) -> &'static str {
     }
 }
 
-fn retryable(status: u16) -> bool {
-    matches!(status, 429 | 503 | 504)
+/// Whether a batch item answered `status` may be re-sent. 429 for any method: Graph did
+/// not process a throttled item. 503 and 504 only for `GET`: a write may have been applied
+/// before the gateway gave up, and re-sending it could do it twice.
+fn item_retryable(method: &str, status: u16) -> bool {
+    match status {
+        429 => true,
+        503 | 504 => method.eq_ignore_ascii_case("GET"),
+        _ => false,
+    }
 }
 
 /// Splits requests into chunks of at most 20, each `dependsOn`-connected set in one chunk.
@@ -224,8 +231,9 @@ fn chunks(requests: Vec<BatchRequest>) -> Result<Vec<Vec<BatchRequest>>, Error> 
 
 impl GraphClient {
     /// Runs `requests` through `POST /$batch`, 20 at a time, and answers one response per
-    /// request in the same order. Items answered 429, 503 or 504 are re-sent alone (with
-    /// the items that failed only because they depend on them) after the longest
+    /// request in the same order. Items answered 429 (and `GET` items answered 503 or 504;
+    /// a write is never re-sent after those, it may have been applied) are re-sent alone
+    /// (with the items that failed only because they depend on them) after the longest
     /// `Retry-After` among them, until they succeed or the retry policy is spent; items that
     /// succeeded are never re-sent. The whole call fails only when a batch request itself
     /// fails.
@@ -295,10 +303,14 @@ impl GraphClient {
                 .collect();
             // What to re-send: throttled or unavailable items, and the 424s that depend
             // (transitively) on them.
-            let mut retry: HashSet<String> = by_id
+            let mut retry: HashSet<String> = pending
                 .iter()
-                .filter(|(_, r)| retryable(r.status))
-                .map(|(k, _)| k.clone())
+                .filter(|r| {
+                    by_id
+                        .get(&key(&r.id))
+                        .is_some_and(|w| item_retryable(&r.method, w.status))
+                })
+                .map(|r| key(&r.id))
                 .collect();
             loop {
                 let more: Vec<String> = pending
@@ -317,11 +329,11 @@ impl GraphClient {
                 retry.extend(more);
             }
             let mut wait: Option<Duration> = None;
-            for r in by_id.values() {
+            for (k, r) in &by_id {
                 if r.status == 429 {
                     Counters::add(&self.inner.counters.throttled, 1);
                 }
-                if retryable(r.status) {
+                if retry.contains(k) {
                     let ra = r
                         .headers
                         .iter()
@@ -380,6 +392,23 @@ impl GraphClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_throttled_writes_are_resent() {
+        for method in ["GET", "get", "POST", "PATCH", "DELETE", "PUT"] {
+            assert!(item_retryable(method, 429), "{method} 429");
+            assert!(!item_retryable(method, 200), "{method} 200");
+            assert!(!item_retryable(method, 400), "{method} 400");
+            assert!(!item_retryable(method, 424), "{method} 424");
+        }
+        for status in [503, 504] {
+            assert!(item_retryable("GET", status));
+            assert!(item_retryable("get", status));
+            for method in ["POST", "PATCH", "DELETE", "PUT"] {
+                assert!(!item_retryable(method, status), "{method} {status}");
+            }
+        }
+    }
 
     #[test]
     fn chunks_of_twenty_keep_dependency_chains_together() {
