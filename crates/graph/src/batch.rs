@@ -151,7 +151,10 @@ fn permission_for(url: &str) -> &'static str {
         "DeviceManagementManagedDevices.Read.All"
     } else if path.starts_with("security") {
         "SecurityAlert.Read.All"
-    } else if path.starts_with("groups") {
+    } else if path.starts_with("groups")
+        || path.contains("/memberof")
+        || path.contains("/transitivememberof")
+    {
         "GroupMember.Read.All"
     } else {
         "User.Read.All"
@@ -392,6 +395,18 @@ impl GraphClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batch_items_name_least_privileged_permissions() {
+        assert_eq!(permission_for("/users?$top=5"), "User.Read.All");
+        assert_eq!(permission_for("/users/u1/memberOf"), "GroupMember.Read.All");
+        assert_eq!(
+            permission_for("/users/u1/transitiveMemberOf?$select=id"),
+            "GroupMember.Read.All"
+        );
+        assert_eq!(permission_for("/groups/g/members"), "GroupMember.Read.All");
+        assert_eq!(permission_for("/auditLogs/signIns"), "AuditLog.Read.All");
+    }
 
     #[test]
     fn only_throttled_writes_are_resent() {

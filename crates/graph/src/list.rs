@@ -139,6 +139,14 @@ const GROUPS: Endpoint = Endpoint {
     permission: "GroupMember.Read.All",
     directory: true,
 };
+/// "List a user's direct memberships": application least privileged `GroupMember.Read.All`
+/// (`User.Read.All` is not enough).
+const MEMBER_OF: Endpoint = Endpoint {
+    path: "memberOf",
+    max_page: 999,
+    permission: "GroupMember.Read.All",
+    directory: true,
+};
 const DEVICES: Endpoint = Endpoint {
     path: "deviceManagement/managedDevices",
     max_page: 1000,
@@ -345,7 +353,7 @@ impl GraphClient {
         query: &ListQuery,
     ) -> PageStream<DirectoryObject> {
         let path = format!("users/{}/memberOf", encode(user_id));
-        self.pages(self.list_call(&path, &USERS, query))
+        self.pages(self.list_call(&path, &MEMBER_OF, query))
     }
 
     /// `GET /deviceManagement/managedDevices` (Intune).

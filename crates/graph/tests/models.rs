@@ -153,6 +153,11 @@ async fn the_limited_app_gets_forbidden_naming_the_permission() {
         }
         other => panic!("expected Forbidden, got {other:?}"),
     }
+    let member_of = collect(limited.list_user_member_of(&users[0].id, &ListQuery::default())).await;
+    assert!(
+        matches!(&member_of, Err(Error::Forbidden { permission, .. }) if permission == "GroupMember.Read.All"),
+        "{member_of:?}"
+    );
     let activity = collect(limited.list_users(&ListQuery::select(["id", "signInActivity"]))).await;
     match activity {
         Err(e @ Error::Forbidden { .. }) => {
