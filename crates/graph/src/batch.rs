@@ -1,7 +1,7 @@
 //! JSON batching (`POST /$batch`): chunks of at most 20 requests (a `dependsOn` chain kept in
-//! one chunk), per-item results, per-item retry of 429 (and of 503 and 504 for `GET`
-//! items) honouring each item's own `Retry-After` while items that already succeeded are
-//! not re-sent, and `dependsOn` failures (424) reported per item.
+//! one chunk), per-item results, per-item retry of 429 (and of 500, 502, 503 and 504 for
+//! `GET` items) honouring each item's own `Retry-After` while items that already succeeded
+//! are not re-sent, and `dependsOn` failures (424) reported per item.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -162,12 +162,12 @@ fn permission_for(url: &str) -> &'static str {
 }
 
 /// Whether a batch item answered `status` may be re-sent. 429 for any method: Graph did
-/// not process a throttled item. 503 and 504 only for `GET`: a write may have been applied
-/// before the gateway gave up, and re-sending it could do it twice.
+/// not process a throttled item. 500, 502, 503 and 504 only for `GET`: a write may have
+/// been applied before the failure, and re-sending it could do it twice.
 fn item_retryable(method: &str, status: u16) -> bool {
     match status {
         429 => true,
-        503 | 504 => method.eq_ignore_ascii_case("GET"),
+        500 | 502 | 503 | 504 => method.eq_ignore_ascii_case("GET"),
         _ => false,
     }
 }
@@ -234,8 +234,8 @@ fn chunks(requests: Vec<BatchRequest>) -> Result<Vec<Vec<BatchRequest>>, Error> 
 
 impl GraphClient {
     /// Runs `requests` through `POST /$batch`, 20 at a time, and answers one response per
-    /// request in the same order. Items answered 429 (and `GET` items answered 503 or 504;
-    /// a write is never re-sent after those, it may have been applied) are re-sent alone
+    /// request in the same order. Items answered 429 (and `GET` items answered 500, 502, 503
+    /// or 504; a write is never re-sent after those, it may have been applied) are re-sent alone
     /// (with the items that failed only because they depend on them) after the longest
     /// `Retry-After` among them, until they succeed or the retry policy is spent; items that
     /// succeeded are never re-sent. The whole call fails only when a batch request itself
@@ -416,7 +416,7 @@ mod tests {
             assert!(!item_retryable(method, 400), "{method} 400");
             assert!(!item_retryable(method, 424), "{method} 424");
         }
-        for status in [503, 504] {
+        for status in [500, 502, 503, 504] {
             assert!(item_retryable("GET", status));
             assert!(item_retryable("get", status));
             for method in ["POST", "PATCH", "DELETE", "PUT"] {

@@ -1,5 +1,5 @@
 //! Sending requests: a fresh token per attempt, `client-request-id`, retries of 429, 503,
-//! 504 and dropped connections honouring `Retry-After`, jittered backoff, a total retry
+//! 504 (500 and 502 for `GET`) and dropped connections honouring `Retry-After`, jittered backoff, a total retry
 //! budget, slowing down before Graph throttles, and Graph's errors mapped to [`Error`].
 
 use std::time::{Duration, Instant};
@@ -361,15 +361,23 @@ impl GraphClient {
                 tracing::info!(%client_request_id, %request_id, retry_after = ?ra, "throttled by Graph");
                 Ok(Outcome::Retry { wait: ra, error })
             }
-            StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => {
-                Ok(Outcome::Retry { wait: ra, error })
-            }
+            _ if transient(&call.method, status) => Ok(Outcome::Retry { wait: ra, error }),
             StatusCode::UNAUTHORIZED => {
                 Counters::add(&self.inner.counters.unauthorized, 1);
                 Ok(Outcome::Fail(error))
             }
             _ => Ok(Outcome::Fail(error)),
         }
+    }
+}
+
+/// Whether a 5xx is worth another attempt: 503 and 504 always (Graph asks for it), 500 and
+/// 502 only for a `GET` (Graph documents them as transient; a write may have been applied).
+fn transient(method: &Method, status: StatusCode) -> bool {
+    match status {
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => true,
+        StatusCode::INTERNAL_SERVER_ERROR | StatusCode::BAD_GATEWAY => *method == Method::GET,
+        _ => false,
     }
 }
 
@@ -471,6 +479,21 @@ mod tests {
             Duration::from_secs(2),
             budget
         ));
+    }
+
+    #[test]
+    fn transient_5xx_are_retried_only_where_safe() {
+        let s = |c| StatusCode::from_u16(c).expect("status");
+        for c in [500, 502, 503, 504] {
+            assert!(transient(&Method::GET, s(c)), "GET {c}");
+        }
+        for m in [Method::POST, Method::PATCH, Method::DELETE] {
+            assert!(!transient(&m, s(500)), "{m} 500");
+            assert!(!transient(&m, s(502)), "{m} 502");
+        }
+        for c in [400, 401, 403, 404, 501, 505] {
+            assert!(!transient(&Method::GET, s(c)), "GET {c}");
+        }
     }
 
     #[test]
