@@ -111,6 +111,15 @@ impl BatchResponse {
         ))
     }
 
+    /// The body (`None` when there is none), or the item's error: a 429 left when the retry
+    /// budget ran out becomes [`Error::Throttled`], a 424 [`Error::BadRequest`].
+    pub fn into_result(self) -> Result<Option<Value>, Error> {
+        match self.error() {
+            Some(e) => Err(e),
+            None => Ok(self.body),
+        }
+    }
+
     /// The body as `T`, or the item's error.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
         if let Some(e) = self.error() {
@@ -406,6 +415,32 @@ mod tests {
         );
         assert_eq!(permission_for("/groups/g/members"), "GroupMember.Read.All");
         assert_eq!(permission_for("/auditLogs/signIns"), "AuditLog.Read.All");
+    }
+
+    #[test]
+    fn a_throttled_item_is_an_error_in_into_result() {
+        let item = |status: u16, body: Option<Value>| BatchResponse {
+            id: "1".into(),
+            status,
+            headers: BTreeMap::from([("Retry-After".into(), "7".into())]),
+            body,
+            attempts: 3,
+            permission: "User.Read.All",
+        };
+        assert!(matches!(
+            item(429, None).into_result(),
+            Err(Error::Throttled { retry_after: Some(d) }) if d == Duration::from_secs(7)
+        ));
+        assert!(matches!(
+            item(424, None).into_result(),
+            Err(Error::BadRequest { status: 424, .. })
+        ));
+        assert_eq!(
+            item(200, Some(serde_json::json!({"id": "u"})))
+                .into_result()
+                .expect("ok"),
+            Some(serde_json::json!({"id": "u"}))
+        );
     }
 
     #[test]
