@@ -292,8 +292,8 @@ impl AuthorizationCallback {
     }
 }
 
-/// The admin consent endpoint's answer at the redirect URI.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The admin consent endpoint's answer at the redirect URI. Debug hides the state.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct AdminConsentCallback {
     /// The tenant whose administrator answered.
     pub tenant: Option<String>,
@@ -305,6 +305,17 @@ pub struct AdminConsentCallback {
     pub error: Option<String>,
     /// The error's description.
     pub error_description: Option<String>,
+}
+
+impl std::fmt::Debug for AdminConsentCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConsentCallback")
+            .field("tenant", &self.tenant)
+            .field("admin_consent", &self.admin_consent)
+            .field("error", &self.error)
+            .field("error_description", &self.error_description)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AdminConsentCallback {

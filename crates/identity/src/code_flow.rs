@@ -72,12 +72,30 @@ pub struct AuthorizeRequest {
 }
 
 /// An authorize URL to send the browser to, and the pending request to keep server-side.
-#[derive(Debug, Clone)]
+///
+/// Debug shows the URL without its query (which carries the `state` and the PKCE
+/// challenge).
+#[derive(Clone)]
 pub struct AuthorizationStart {
     /// Where to redirect the user.
     pub url: String,
     /// What to keep until the callback.
     pub pending: PendingAuthorization,
+}
+
+impl std::fmt::Debug for AuthorizationStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorizationStart")
+            .field("url", &url_without_query(&self.url))
+            .field("pending", &self.pending)
+            .finish()
+    }
+}
+
+/// A URL cut before its query and fragment, for Debug output and logs.
+pub(crate) fn url_without_query(url: &str) -> &str {
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    &url[..end]
 }
 
 /// A signed-in account: its tenant and object id.
@@ -513,5 +531,77 @@ impl TokenCredential for DelegatedCredential {
         _options: Option<TokenRequestOptions<'_>>,
     ) -> azure_core::Result<AccessToken> {
         Ok(self.flow.access_token(&self.account, scopes).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authorization::MemoryPendingStore;
+    use crate::cloud::Cloud;
+    use crate::options::IdentityClientOptions;
+
+    fn client() -> IdentityClient {
+        IdentityClient::new(
+            Cloud::Custom {
+                base_url: "https://127.0.0.1:9".into(),
+            },
+            &IdentityClientOptions::default(),
+        )
+        .unwrap()
+    }
+
+    fn code_flow(refresh: Arc<dyn RefreshTokenStore>) -> CodeFlow {
+        CodeFlow::new(
+            &client(),
+            CodeFlowConfig {
+                client_id: "client".into(),
+                auth: None,
+                redirect_uri: "http://localhost/cb".into(),
+                max_pending_age: Duration::from_secs(600),
+            },
+            Arc::new(MemoryPendingStore::default()),
+            refresh,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn authorization_start_debug_hides_state_and_challenge() {
+        let flow = code_flow(Arc::new(MemoryRefreshTokenStore::default()));
+        let start = flow
+            .start(&AuthorizeRequest {
+                tenant: "organizations".into(),
+                scopes: vec!["https://graph.microsoft.com/User.Read".into()],
+                login_hint: None,
+                prompt: None,
+            })
+            .unwrap();
+        let state = start.pending.state.expose_secret().to_owned();
+        let challenge = start.pending.code_challenge();
+        assert!(start.url.contains(&state) && start.url.contains(&challenge));
+        let debug = format!("{start:?}");
+        assert!(!debug.contains(&state), "{debug}");
+        assert!(!debug.contains(&challenge), "{debug}");
+        assert!(!debug.contains(start.pending.code_verifier.expose_secret()));
+        assert!(
+            debug.contains("https://127.0.0.1:9/organizations/oauth2/v2.0/authorize"),
+            "{debug}"
+        );
+
+        let consent = client()
+            .admin_consent_start(&crate::consent::AdminConsentRequest {
+                tenant: "organizations".into(),
+                client_id: "client".into(),
+                redirect_uri: "http://localhost/cb".into(),
+            })
+            .unwrap();
+        let state = consent.pending.state.expose_secret().to_owned();
+        assert!(!format!("{consent:?}").contains(&state));
+
+        let callback = crate::authorization::AdminConsentCallback::parse(&format!(
+            "tenant=t1&state={state}&admin_consent=True"
+        ));
+        assert!(!format!("{callback:?}").contains(&state));
     }
 }
