@@ -206,7 +206,7 @@ pub struct CodeFlow {
     config: CodeFlowConfig,
     pending: Arc<dyn PendingStore>,
     refresh: Arc<dyn RefreshTokenStore>,
-    account_locks: Arc<Mutex<HashMap<AccountId, Arc<tokio::sync::Mutex<()>>>>>,
+    account_locks: Arc<AccountLocks>,
 }
 
 impl std::fmt::Debug for CodeFlow {
@@ -396,20 +396,18 @@ impl CodeFlow {
     }
 
     /// Redeems the stored refresh token now (bypassing the cache) and saves the new one.
+    ///
+    /// Runs under the account's lock, one refresh per account at a time (each use rotates the
+    /// refresh token), and a [`sign_out`](Self::sign_out) waits for it. The rotated token is
+    /// saved only if the stored token is still the one sent: an account signed out meanwhile
+    /// stays signed out ([`Error::NotSignedIn`]), and a token another process rotated in is
+    /// kept.
     pub async fn refresh_now(
         &self,
         account: &AccountId,
         scopes: &[&str],
     ) -> Result<AccessToken, Error> {
-        // One refresh per account at a time: each use rotates the refresh token.
-        let lock = {
-            let mut locks = self
-                .account_locks
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            locks.entry(account.clone()).or_default().clone()
-        };
-        let _guard = lock.lock().await;
+        let _guard = self.lock_account(account).await;
         let rt = self
             .refresh
             .load(account, &self.config.client_id)
@@ -429,17 +427,55 @@ impl CodeFlow {
         match self.send(&endpoint, &form).await {
             Ok(res) => {
                 if let Some(new) = res.refresh_token.clone() {
-                    self.refresh
-                        .save(account, &self.config.client_id, new)
-                        .await?;
+                    match self.stored_is(account, &rt).await? {
+                        Stored::Same => {
+                            self.refresh
+                                .save(account, &self.config.client_id, new)
+                                .await?;
+                        }
+                        Stored::Gone => return Err(Error::NotSignedIn),
+                        Stored::Replaced => {
+                            tracing::debug!(
+                                tenant = %account.tenant_id,
+                                "the refresh token was replaced during the refresh; keeping the stored one"
+                            );
+                        }
+                    }
                 }
                 access_token(res.access_token, res.expires_in)
             }
             Err(error @ Error::RefreshTokenExpired(_)) => {
-                self.refresh.remove(account, &self.config.client_id).await?;
+                if self.stored_is(account, &rt).await? == Stored::Same {
+                    self.refresh.remove(account, &self.config.client_id).await?;
+                }
                 Err(error)
             }
             Err(error) => Err(error),
+        }
+    }
+
+    /// Whether the account's stored refresh token is still `sent`.
+    async fn stored_is(&self, account: &AccountId, sent: &SecretString) -> Result<Stored, Error> {
+        let current = self.refresh.load(account, &self.config.client_id).await?;
+        Ok(match current {
+            None => Stored::Gone,
+            Some(current) if secrets_eq(&current, sent) => Stored::Same,
+            Some(_) => Stored::Replaced,
+        })
+    }
+
+    /// Takes the account's lock (waiting for an in-flight refresh or sign-out). The map entry
+    /// is removed when the last holder or waiter lets go, never while it is held.
+    async fn lock_account(&self, account: &AccountId) -> AccountGuard<'_> {
+        let lock = {
+            let mut locks = lock_map(&self.account_locks);
+            locks.entry(account.clone()).or_default().clone()
+        };
+        let guard = lock.lock_owned().await;
+        AccountGuard {
+            locks: &self.account_locks,
+            account: account.clone(),
+            guard: Some(guard),
         }
     }
 
@@ -451,13 +487,11 @@ impl CodeFlow {
         }
     }
 
-    /// Forgets an account's refresh token and cached tokens.
+    /// Forgets an account's refresh token and cached tokens. Waits for a refresh of the
+    /// account in flight, then wins: the account stays signed out.
     pub async fn sign_out(&self, account: &AccountId) -> Result<(), Error> {
+        let _guard = self.lock_account(account).await;
         self.refresh.remove(account, &self.config.client_id).await?;
-        self.account_locks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(account);
         self.client
             .inner
             .cache
@@ -465,14 +499,24 @@ impl CodeFlow {
         Ok(())
     }
 
-    /// Forgets every refresh token and cached token of a tenant.
+    /// Forgets every refresh token and cached token of a tenant. Waits for the tenant's
+    /// refreshes in flight; a refresh starting meanwhile finds its token gone and saves
+    /// nothing.
     pub async fn sign_out_tenant(&self, tenant_id: &str) -> Result<(), Error> {
+        let mut accounts: Vec<AccountId> = lock_map(&self.account_locks)
+            .keys()
+            .filter(|a| a.tenant_id == tenant_id)
+            .cloned()
+            .collect();
+        // One order for every caller, so two tenant sign-outs cannot deadlock.
+        accounts.sort_by(|a, b| a.object_id.cmp(&b.object_id));
+        let mut guards = Vec::with_capacity(accounts.len());
+        for account in &accounts {
+            guards.push(self.lock_account(account).await);
+        }
         self.refresh.remove_tenant(tenant_id).await?;
-        self.account_locks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .retain(|a, _| a.tenant_id != tenant_id);
         self.client.inner.cache.remove_tenant(tenant_id);
+        drop(guards);
         Ok(())
     }
 
@@ -492,6 +536,56 @@ impl CodeFlow {
                 full.push(("client_id", &self.config.client_id));
                 post_token(&self.client.inner.http, endpoint, &full).await
             }
+        }
+    }
+}
+
+/// What the store holds compared with the refresh token a refresh sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    /// The token sent.
+    Same,
+    /// Another token (rotated by another process, or a new sign-in).
+    Replaced,
+    /// Nothing: the account was signed out.
+    Gone,
+}
+
+/// Compares two secrets without an early exit on the first difference.
+fn secrets_eq(a: &SecretString, b: &SecretString) -> bool {
+    let (a, b) = (a.expose_secret().as_bytes(), b.expose_secret().as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+type AccountLocks = Mutex<HashMap<AccountId, Arc<tokio::sync::Mutex<()>>>>;
+
+fn lock_map(
+    locks: &AccountLocks,
+) -> std::sync::MutexGuard<'_, HashMap<AccountId, Arc<tokio::sync::Mutex<()>>>> {
+    locks
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A held account lock. On drop it releases the lock and removes the map entry if nobody
+/// else holds or waits for it, so idle accounts do not accumulate.
+struct AccountGuard<'a> {
+    locks: &'a AccountLocks,
+    account: AccountId,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for AccountGuard<'_> {
+    fn drop(&mut self) {
+        let mut locks = lock_map(self.locks);
+        drop(self.guard.take());
+        // Every clone of the Arc is made under the map's mutex: a count of one (the map's)
+        // means no holder and no waiter.
+        if locks
+            .get(&self.account)
+            .is_some_and(|lock| Arc::strong_count(lock) == 1)
+        {
+            locks.remove(&self.account);
         }
     }
 }
@@ -603,5 +697,28 @@ mod tests {
             "tenant=t1&state={state}&admin_consent=True"
         ));
         assert!(!format!("{callback:?}").contains(&state));
+    }
+
+    #[tokio::test]
+    async fn account_locks_are_trimmed_when_idle_and_kept_while_held() {
+        let flow = code_flow(Arc::new(MemoryRefreshTokenStore::default()));
+        let account = AccountId {
+            tenant_id: "t".into(),
+            object_id: "o".into(),
+        };
+        let held = flow.lock_account(&account).await;
+        let waiter = tokio::spawn({
+            let (flow, account) = (flow.clone(), account.clone());
+            async move {
+                let _second = flow.lock_account(&account).await;
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished());
+        assert_eq!(lock_map(&flow.account_locks).len(), 1);
+        drop(held);
+        // The waiter still has the entry: it was not removed under it.
+        waiter.await.unwrap();
+        assert!(lock_map(&flow.account_locks).is_empty());
     }
 }
