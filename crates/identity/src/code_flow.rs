@@ -376,7 +376,10 @@ impl CodeFlow {
 
     /// A delegated token for a signed-in account, from the cache or by redeeming the stored
     /// refresh token (the rotated refresh token is saved). A refresh token Entra ID no
-    /// longer accepts is removed and [`Error::RefreshTokenExpired`] returned.
+    /// longer accepts is removed (if it is still the stored one) and
+    /// [`Error::RefreshTokenExpired`] returned; when Entra ID asks for multi-factor
+    /// authentication or Conditional Access, [`Error::InteractionRequired`] is returned and the
+    /// refresh token kept.
     pub async fn access_token(
         &self,
         account: &AccountId,

@@ -511,3 +511,93 @@ async fn sign_out_waits_for_an_in_flight_refresh_and_stays_signed_out() {
 async fn tenant_sign_out_waits_for_an_in_flight_refresh_and_stays_signed_out() {
     sign_out_waits_for_refresh_then_wins(true).await;
 }
+
+/// A refresh token store where another process rotates the token right after this one
+/// loads it: the test's view of two servers sharing one database.
+#[derive(Default)]
+struct RotatedElsewhereStore {
+    inner: MemoryRefreshTokenStore,
+    rotate_to: Mutex<Option<SecretString>>,
+}
+
+impl std::fmt::Debug for RotatedElsewhereStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotatedElsewhereStore")
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl RefreshTokenStore for RotatedElsewhereStore {
+    async fn load(&self, a: &AccountId, c: &str) -> Result<Option<SecretString>, Error> {
+        let loaded = self.inner.load(a, c).await?;
+        let rotated = self.rotate_to.lock().unwrap().take();
+        if let Some(rotated) = rotated {
+            self.inner.save(a, c, rotated).await?;
+        }
+        Ok(loaded)
+    }
+    async fn save(&self, a: &AccountId, c: &str, rt: SecretString) -> Result<(), Error> {
+        self.inner.save(a, c, rt).await
+    }
+    async fn remove(&self, a: &AccountId, c: &str) -> Result<(), Error> {
+        self.inner.remove(a, c).await
+    }
+    async fn remove_tenant(&self, t: &str) -> Result<(), Error> {
+        self.inner.remove_tenant(t).await
+    }
+}
+
+#[tokio::test]
+async fn a_dead_refresh_token_is_removed_only_if_still_stored() {
+    let h = Harness::start();
+    let t = &h.emulator.tenants()[0];
+    let app = &t.connector_app;
+    let user = &t.users[0];
+    let store = Arc::new(RotatedElsewhereStore::default());
+    let flow = CodeFlow::new(
+        &h.identity,
+        CodeFlowConfig {
+            client_id: app.client_id.clone(),
+            auth: Some(ClientAuth::Secret(SecretString::from(
+                app.client_secret.as_str(),
+            ))),
+            redirect_uri: REDIRECT.to_owned(),
+            max_pending_age: Duration::from_secs(600),
+        },
+        Arc::new(MemoryPendingStore::default()),
+        store.clone(),
+    )
+    .unwrap();
+    let url = flow
+        .authorize_url(&request(&t.tenant_id, user, &[USER_READ]))
+        .await
+        .unwrap();
+    let account = flow
+        .complete(&callback(&h, &url).await)
+        .await
+        .unwrap()
+        .account;
+    let res = h
+        .http
+        .post(h.url(&format!(
+            "/_emulator/tenants/{}/revoke-sessions",
+            t.tenant_id
+        )))
+        .json(&json!({ "user": user }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // Another process stores a new refresh token while this one sends the revoked one.
+    *store.rotate_to.lock().unwrap() = Some(SecretString::from("rotated-elsewhere"));
+    let e = flow.refresh_now(&account, &[USER_READ]).await.unwrap_err();
+    assert!(matches!(e, Error::RefreshTokenExpired(_)), "{e:?}");
+    let kept = store.inner.load(&account, &app.client_id).await.unwrap();
+    assert_eq!(
+        kept.as_ref().map(|s| s.expose_secret()),
+        Some("rotated-elsewhere"),
+        "the other process's token must be kept"
+    );
+}
