@@ -207,6 +207,9 @@ pub struct CodeFlow {
     pending: Arc<dyn PendingStore>,
     refresh: Arc<dyn RefreshTokenStore>,
     account_locks: Arc<AccountLocks>,
+    /// Refreshes hold it shared, [`CodeFlow::sign_out_tenant`] exclusively: a tenant
+    /// sign-out waits for every refresh in flight and no refresh starts during it.
+    tenant_sign_out: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl std::fmt::Debug for CodeFlow {
@@ -234,6 +237,7 @@ impl CodeFlow {
             pending,
             refresh,
             account_locks: Arc::default(),
+            tenant_sign_out: Arc::default(),
         })
     }
 
@@ -410,6 +414,7 @@ impl CodeFlow {
         account: &AccountId,
         scopes: &[&str],
     ) -> Result<AccessToken, Error> {
+        let _tenant = self.tenant_sign_out.read().await;
         let _guard = self.lock_account(account).await;
         let rt = self
             .refresh
@@ -502,24 +507,13 @@ impl CodeFlow {
         Ok(())
     }
 
-    /// Forgets every refresh token and cached token of a tenant. Waits for the tenant's
-    /// refreshes in flight; a refresh starting meanwhile finds its token gone and saves
-    /// nothing.
+    /// Forgets every refresh token and cached token of a tenant. Waits for the refreshes in
+    /// flight (of every tenant: tenant sign-outs are rare) and holds new ones back until it is
+    /// done, so the tenant stays signed out.
     pub async fn sign_out_tenant(&self, tenant_id: &str) -> Result<(), Error> {
-        let mut accounts: Vec<AccountId> = lock_map(&self.account_locks)
-            .keys()
-            .filter(|a| a.tenant_id == tenant_id)
-            .cloned()
-            .collect();
-        // One order for every caller, so two tenant sign-outs cannot deadlock.
-        accounts.sort_by(|a, b| a.object_id.cmp(&b.object_id));
-        let mut guards = Vec::with_capacity(accounts.len());
-        for account in &accounts {
-            guards.push(self.lock_account(account).await);
-        }
+        let _exclusive = self.tenant_sign_out.write().await;
         self.refresh.remove_tenant(tenant_id).await?;
         self.client.inner.cache.remove_tenant(tenant_id);
-        drop(guards);
         Ok(())
     }
 
