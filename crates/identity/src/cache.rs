@@ -250,6 +250,16 @@ impl TokenCache {
     {
         let slot = self.slot(key);
         let mut guard = slot.token.lock().await;
+        // Forgotten while this task waited (sign-out, `remove`): the token must not be served,
+        // nor be the fallback of a failed fetch.
+        if !self
+            .lock()
+            .entries
+            .get(key)
+            .is_some_and(|e| Arc::ptr_eq(&e.slot, &slot))
+        {
+            *guard = None;
+        }
         let now = chrono::Utc::now().timestamp();
         if let Some(cached) = guard.as_ref()
             && now < cached.refresh_at
@@ -425,5 +435,30 @@ mod tests {
         // The margin is capped at a quarter of the lifetime, never negative.
         assert!(cached.refresh_at < expires_at);
         assert!((expires_at - 905..=expires_at - 895).contains(&cached.refresh_at));
+    }
+
+    #[tokio::test]
+    async fn a_token_forgotten_while_waiting_is_not_served() {
+        let cache = Arc::new(TokenCache::default());
+        let key = CacheKey::new("t", "c", Some("user"), &["a"]);
+        cache
+            .get_or_fetch(&key, || async { Ok(token("before-sign-out", 3600)) })
+            .await
+            .unwrap();
+        // A fetch holds the slot; a caller waits behind it; the account is signed out.
+        let slot = cache.slot(&key);
+        let held = slot.token.lock().await;
+        let waiter = tokio::spawn({
+            let (cache, key) = (cache.clone(), key.clone());
+            async move {
+                cache
+                    .get_or_fetch(&key, || async { Err(Error::NotSignedIn) })
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        cache.remove_account("t", "user");
+        drop(held);
+        assert!(matches!(waiter.await.unwrap(), Err(Error::NotSignedIn)));
     }
 }
