@@ -134,8 +134,15 @@ pub trait PendingStore: Send + Sync + std::fmt::Debug {
 }
 
 /// An in-memory [`PendingStore`]: bounded, remembers used states to report replays.
+///
+/// It holds at most `capacity` pending requests. When full, requests older than `max_age`
+/// (10 minutes by default) are dropped first; only if every kept request is younger is the
+/// oldest one dropped. So sign-ins are safe from eviction as long as fewer than `capacity`
+/// are started within `max_age`: size the capacity for that, and rate-limit the endpoint
+/// that starts sign-ins (each start is unauthenticated).
 pub struct MemoryPendingStore {
     capacity: usize,
+    max_age: Duration,
     inner: Mutex<MemoryPending>,
 }
 
@@ -162,11 +169,17 @@ impl Default for MemoryPendingStore {
 }
 
 impl MemoryPendingStore {
-    /// A store keeping at most `capacity` pending requests (the oldest go first) and as many
-    /// used states.
+    /// A store keeping at most `capacity` pending requests (expired ones go first, then the
+    /// oldest) and as many used states, with requests expiring after 10 minutes.
     pub fn new(capacity: usize) -> Self {
+        Self::with_max_age(capacity, Duration::from_secs(600))
+    }
+
+    /// A store whose requests expire after `max_age` (use the flow's `max_pending_age`).
+    pub fn with_max_age(capacity: usize, max_age: Duration) -> Self {
         Self {
             capacity: capacity.max(1),
+            max_age,
             inner: Mutex::new(MemoryPending::default()),
         }
     }
@@ -188,6 +201,13 @@ fn sha256(s: &str) -> [u8; 32] {
 impl PendingStore for MemoryPendingStore {
     async fn save(&self, pending: PendingAuthorization) -> Result<(), Error> {
         let mut inner = self.lock();
+        if inner.pending.len() >= self.capacity {
+            let max_age = chrono::Duration::from_std(self.max_age).unwrap_or(chrono::Duration::MAX);
+            let oldest_kept = Utc::now().checked_sub_signed(max_age);
+            inner
+                .pending
+                .retain(|p| oldest_kept.is_none_or(|limit| p.created_at >= limit));
+        }
         while inner.pending.len() >= self.capacity {
             inner.pending.pop_front();
         }
@@ -292,8 +312,8 @@ impl AuthorizationCallback {
     }
 }
 
-/// The admin consent endpoint's answer at the redirect URI.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The admin consent endpoint's answer at the redirect URI. Debug hides the state.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct AdminConsentCallback {
     /// The tenant whose administrator answered.
     pub tenant: Option<String>,
@@ -305,6 +325,17 @@ pub struct AdminConsentCallback {
     pub error: Option<String>,
     /// The error's description.
     pub error_description: Option<String>,
+}
+
+impl std::fmt::Debug for AdminConsentCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConsentCallback")
+            .field("tenant", &self.tenant)
+            .field("admin_consent", &self.admin_consent)
+            .field("error", &self.error)
+            .field("error_description", &self.error_description)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AdminConsentCallback {
@@ -382,5 +413,39 @@ mod tests {
         assert!(!format!("{cb:?}").contains("abc"));
         let consent = AdminConsentCallback::parse("tenant=t1&state=x&admin_consent=True");
         assert!(consent.admin_consent);
+    }
+
+    #[tokio::test]
+    async fn a_full_pending_store_drops_expired_requests_first() {
+        let new = || {
+            PendingAuthorization::new(
+                PendingKind::SignIn,
+                "common",
+                "c",
+                "http://localhost/cb",
+                vec![],
+            )
+            .unwrap()
+        };
+        let store = MemoryPendingStore::with_max_age(3, Duration::from_secs(60));
+        let legit = new();
+        let legit_state = legit.state.expose_secret().to_owned();
+        let mut stale = new();
+        stale.created_at -= chrono::Duration::seconds(120);
+        let stale_state = stale.state.expose_secret().to_owned();
+        // An expired request was saved before the live one (FIFO would evict the live one
+        // second).
+        store.save(stale).await.unwrap();
+        store.save(legit).await.unwrap();
+        store.save(new()).await.unwrap();
+        // Full: the expired one goes, the legitimate one stays.
+        store.save(new()).await.unwrap();
+        assert!(store.take(&stale_state).await.unwrap().is_none());
+        assert!(store.take(&legit_state).await.unwrap().is_some());
+        // Full of live requests: the oldest goes, the bound holds.
+        for _ in 0..5 {
+            store.save(new()).await.unwrap();
+        }
+        assert_eq!(store.lock().pending.len(), 3);
     }
 }

@@ -11,6 +11,10 @@ use azure_core::credentials::AccessToken;
 
 use crate::error::Error;
 
+/// When a refresh fails, the old token is served only if it still has this long to live
+/// (seconds), so a caller never gets a token that expires before its request arrives.
+const MIN_FALLBACK_LIFE_SECS: i64 = 30;
+
 /// What a cached token is for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
@@ -237,7 +241,8 @@ impl TokenCache {
 
     /// The cached token for `key` if it is not due for refresh; otherwise `fetch` one. However
     /// many tasks ask at once, one fetch runs per key and the others wait for its token. If
-    /// a refresh fails while the old token is still valid, the old token is returned.
+    /// a refresh fails while the old token still has at least 30 seconds to live, the old
+    /// token is returned; otherwise the error is.
     pub async fn get_or_fetch<F, Fut>(&self, key: &CacheKey, fetch: F) -> Result<AccessToken, Error>
     where
         F: FnOnce() -> Fut,
@@ -245,6 +250,16 @@ impl TokenCache {
     {
         let slot = self.slot(key);
         let mut guard = slot.token.lock().await;
+        // Forgotten while this task waited (sign-out, `remove`): the token must not be served,
+        // nor be the fallback of a failed fetch.
+        if !self
+            .lock()
+            .entries
+            .get(key)
+            .is_some_and(|e| Arc::ptr_eq(&e.slot, &slot))
+        {
+            *guard = None;
+        }
         let now = chrono::Utc::now().timestamp();
         if let Some(cached) = guard.as_ref()
             && now < cached.refresh_at
@@ -253,21 +268,27 @@ impl TokenCache {
             return Ok(cached.token.clone());
         }
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        match fetch().await {
+        let result = fetch().await;
+        // The fetch may have taken up to the request timeout: judge what it returned, and the
+        // old token, against the time now.
+        let now = chrono::Utc::now().timestamp();
+        match result {
             Ok(token) => {
                 let expires_at = token.expires_on.unix_timestamp();
-                let lifetime = (expires_at - now).max(0);
-                let margin = (self.config.refresh_margin.as_secs() as i64).min(lifetime / 4);
+                let lifetime = expires_at.saturating_sub(now).max(0);
+                let margin = i64::try_from(self.config.refresh_margin.as_secs())
+                    .unwrap_or(i64::MAX)
+                    .min(lifetime / 4);
                 *guard = Some(Cached {
                     token: token.clone(),
-                    refresh_at: expires_at - margin,
+                    refresh_at: expires_at.saturating_sub(margin),
                     expires_at,
                 });
                 slot.expires_at.store(expires_at, Ordering::Relaxed);
                 Ok(token)
             }
             Err(error) => match guard.as_ref() {
-                Some(old) if now < old.expires_at => {
+                Some(old) if old.expires_at.saturating_sub(now) >= MIN_FALLBACK_LIFE_SECS => {
                     tracing::warn!(
                         tenant = %key.tenant_id,
                         client = %key.client_id,
@@ -343,5 +364,101 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(t.token.secret(), "one");
+    }
+
+    /// Puts a token due for refresh (refresh time in the past) in the cache.
+    async fn put_due(cache: &TokenCache, key: &CacheKey, value: &str, lifetime: i64) {
+        let t = token(value, lifetime);
+        let expires_at = t.expires_on.unix_timestamp();
+        let slot = cache.slot(key);
+        *slot.token.lock().await = Some(Cached {
+            token: t,
+            refresh_at: 0,
+            expires_at,
+        });
+        slot.expires_at.store(expires_at, Ordering::Relaxed);
+    }
+
+    fn failure() -> Error {
+        Error::Store("refresh failed".into())
+    }
+
+    #[tokio::test]
+    async fn failed_refresh_serves_the_old_token_only_with_time_left() {
+        let cache = TokenCache::default();
+        let key = CacheKey::new("t", "c", None, &["a"]);
+
+        // An hour left: the old token is served.
+        put_due(&cache, &key, "old-hour", 3600).await;
+        let t = cache
+            .get_or_fetch(&key, || async { Err(failure()) })
+            .await
+            .unwrap();
+        assert_eq!(t.token.secret(), "old-hour");
+
+        // Under the 30 s minimum: the error.
+        put_due(&cache, &key, "old-short", 20).await;
+        assert!(matches!(
+            cache.get_or_fetch(&key, || async { Err(failure()) }).await,
+            Err(Error::Store(_))
+        ));
+
+        // 31 s left when the fetch starts, under 30 s when it fails: the time is read again
+        // after the fetch, so the error.
+        put_due(&cache, &key, "old-31", 31).await;
+        let slow_failure = || async {
+            tokio::time::sleep(Duration::from_millis(2100)).await;
+            Err(failure())
+        };
+        assert!(matches!(
+            cache.get_or_fetch(&key, slow_failure).await,
+            Err(Error::Store(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn huge_refresh_margin_does_not_wrap() {
+        let cache = TokenCache::new(TokenCacheConfig {
+            capacity: 4,
+            refresh_margin: Duration::MAX,
+        })
+        .unwrap();
+        let key = CacheKey::new("t", "c", None, &["a"]);
+        let t = cache
+            .get_or_fetch(&key, || async { Ok(token("one", 3600)) })
+            .await
+            .unwrap();
+        let expires_at = t.expires_on.unix_timestamp();
+        let slot = cache.slot(&key);
+        let guard = slot.token.lock().await;
+        let cached = guard.as_ref().unwrap();
+        // The margin is capped at a quarter of the lifetime, never negative.
+        assert!(cached.refresh_at < expires_at);
+        assert!((expires_at - 905..=expires_at - 895).contains(&cached.refresh_at));
+    }
+
+    #[tokio::test]
+    async fn a_token_forgotten_while_waiting_is_not_served() {
+        let cache = Arc::new(TokenCache::default());
+        let key = CacheKey::new("t", "c", Some("user"), &["a"]);
+        cache
+            .get_or_fetch(&key, || async { Ok(token("before-sign-out", 3600)) })
+            .await
+            .unwrap();
+        // A fetch holds the slot; a caller waits behind it; the account is signed out.
+        let slot = cache.slot(&key);
+        let held = slot.token.lock().await;
+        let waiter = tokio::spawn({
+            let (cache, key) = (cache.clone(), key.clone());
+            async move {
+                cache
+                    .get_or_fetch(&key, || async { Err(Error::NotSignedIn) })
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        cache.remove_account("t", "user");
+        drop(held);
+        assert!(matches!(waiter.await.unwrap(), Err(Error::NotSignedIn)));
     }
 }

@@ -237,11 +237,37 @@ impl AppCredential {
     }
 }
 
-/// An `AccessToken` expiring `expires_in` seconds from now.
+/// The longest lifetime believed from a token endpoint's `expires_in` (one day; Entra ID
+/// issues 60-90 minute access tokens).
+pub(crate) const MAX_TOKEN_LIFETIME_SECS: i64 = 24 * 60 * 60;
+
+/// The lifetime given to a token whose `expires_in` is zero or negative: short, so it is
+/// used for the request at hand and then fetched again.
+pub(crate) const MIN_TOKEN_LIFETIME_SECS: i64 = 10;
+
+/// A server-supplied `expires_in`, bounded to
+/// [`MIN_TOKEN_LIFETIME_SECS`]..=[`MAX_TOKEN_LIFETIME_SECS`].
+pub(crate) fn clamp_lifetime(expires_in: i64) -> i64 {
+    if expires_in <= 0 {
+        MIN_TOKEN_LIFETIME_SECS
+    } else {
+        expires_in.min(MAX_TOKEN_LIFETIME_SECS)
+    }
+}
+
+/// An `AccessToken` expiring `expires_in` seconds from now, the lifetime bounded by
+/// [`clamp_lifetime`].
 pub(crate) fn access_token(token: String, expires_in: i64) -> Result<AccessToken, Error> {
-    let exp = chrono::Utc::now().timestamp() + expires_in.max(0);
-    let expires_on = OffsetDateTime::from_unix_timestamp(exp)
-        .map_err(|_| Error::InvalidResponse(format!("expires_in {expires_in} is out of range")))?;
+    access_token_at(token, expires_in, chrono::Utc::now().timestamp())
+}
+
+fn access_token_at(token: String, expires_in: i64, now: i64) -> Result<AccessToken, Error> {
+    let out_of_range =
+        || Error::InvalidResponse(format!("expires_in {expires_in} is out of range"));
+    let exp = now
+        .checked_add(clamp_lifetime(expires_in))
+        .ok_or_else(out_of_range)?;
+    let expires_on = OffsetDateTime::from_unix_timestamp(exp).map_err(|_| out_of_range())?;
     Ok(AccessToken::new(token, expires_on))
 }
 
@@ -253,5 +279,40 @@ impl TokenCredential for AppCredential {
         _options: Option<TokenRequestOptions<'_>>,
     ) -> azure_core::Result<AccessToken> {
         Ok(self.token(scopes).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absurd_expires_in_is_clamped_without_overflow() {
+        let now = chrono::Utc::now().timestamp();
+        for (expires_in, lifetime) in [
+            (i64::MAX, MAX_TOKEN_LIFETIME_SECS),
+            (i64::MAX - 1, MAX_TOKEN_LIFETIME_SECS),
+            (10_i64.pow(15), MAX_TOKEN_LIFETIME_SECS),
+            (3600, 3600),
+            (1, 1),
+            (0, MIN_TOKEN_LIFETIME_SECS),
+            (-1, MIN_TOKEN_LIFETIME_SECS),
+            (i64::MIN, MIN_TOKEN_LIFETIME_SECS),
+        ] {
+            let token = access_token_at("t".into(), expires_in, now).unwrap();
+            assert_eq!(
+                token.expires_on.unix_timestamp(),
+                now + lifetime,
+                "expires_in {expires_in}"
+            );
+        }
+        // A clock at the end of time is an error, not a panic or a wrap.
+        assert!(matches!(
+            access_token_at("t".into(), 3600, i64::MAX),
+            Err(Error::InvalidResponse(_))
+        ));
+        // The public entry point, with the real clock.
+        let token = access_token("t".into(), i64::MAX).unwrap();
+        assert!(token.expires_on.unix_timestamp() <= now + MAX_TOKEN_LIFETIME_SECS + 5);
     }
 }

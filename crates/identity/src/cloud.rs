@@ -145,9 +145,12 @@ impl CloudConfig {
     }
 }
 
-/// Checks a tenant id, domain, `organizations` or `common` is a single safe path segment.
+/// Checks a tenant id, domain, `organizations` or `common` is a single safe path segment:
+/// ASCII letters, digits, `-` and `.` only (so no `/`, `?`, `#` or `%`), and not made only of
+/// dots (`.`, `..`), which would climb the authority's path.
 pub(crate) fn validate_tenant(tenant: &str) -> Result<(), Error> {
     if tenant.is_empty()
+        || tenant.chars().all(|c| c == '.')
         || !tenant
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
@@ -190,5 +193,25 @@ mod tests {
         );
         assert!(validate_tenant("../x").is_err());
         validate_tenant("contoso.onmicrosoft.com").unwrap();
+    }
+
+    #[test]
+    fn tenants_that_are_not_one_safe_segment_are_refused() {
+        for bad in [
+            "", ".", "..", "...", "a/b", "/", "a?b", "a#b", "a%2Fb", "%2e%2e", "a b", "a\\b",
+        ] {
+            assert!(
+                matches!(validate_tenant(bad), Err(Error::Config(_))),
+                "{bad:?} must be refused"
+            );
+        }
+        for good in [
+            "common",
+            "organizations",
+            "contoso.onmicrosoft.com",
+            "72f988bf-86f1-41af-91ab-2d7cd011db47",
+        ] {
+            validate_tenant(good).unwrap();
+        }
     }
 }

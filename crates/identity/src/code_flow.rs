@@ -72,12 +72,30 @@ pub struct AuthorizeRequest {
 }
 
 /// An authorize URL to send the browser to, and the pending request to keep server-side.
-#[derive(Debug, Clone)]
+///
+/// Debug shows the URL without its query (which carries the `state` and the PKCE
+/// challenge).
+#[derive(Clone)]
 pub struct AuthorizationStart {
     /// Where to redirect the user.
     pub url: String,
     /// What to keep until the callback.
     pub pending: PendingAuthorization,
+}
+
+impl std::fmt::Debug for AuthorizationStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorizationStart")
+            .field("url", &url_without_query(&self.url))
+            .field("pending", &self.pending)
+            .finish()
+    }
+}
+
+/// A URL cut before its query and fragment, for Debug output and logs.
+pub(crate) fn url_without_query(url: &str) -> &str {
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    &url[..end]
 }
 
 /// A signed-in account: its tenant and object id.
@@ -188,7 +206,10 @@ pub struct CodeFlow {
     config: CodeFlowConfig,
     pending: Arc<dyn PendingStore>,
     refresh: Arc<dyn RefreshTokenStore>,
-    account_locks: Arc<Mutex<HashMap<AccountId, Arc<tokio::sync::Mutex<()>>>>>,
+    account_locks: Arc<AccountLocks>,
+    /// Refreshes hold it shared, [`CodeFlow::sign_out_tenant`] exclusively: a tenant
+    /// sign-out waits for every refresh in flight and no refresh starts during it.
+    tenant_sign_out: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl std::fmt::Debug for CodeFlow {
@@ -216,6 +237,7 @@ impl CodeFlow {
             pending,
             refresh,
             account_locks: Arc::default(),
+            tenant_sign_out: Arc::default(),
         })
     }
 
@@ -358,7 +380,10 @@ impl CodeFlow {
 
     /// A delegated token for a signed-in account, from the cache or by redeeming the stored
     /// refresh token (the rotated refresh token is saved). A refresh token Entra ID no
-    /// longer accepts is removed and [`Error::RefreshTokenExpired`] returned.
+    /// longer accepts is removed (if it is still the stored one) and
+    /// [`Error::RefreshTokenExpired`] returned; when Entra ID asks for multi-factor
+    /// authentication or Conditional Access, [`Error::InteractionRequired`] is returned and the
+    /// refresh token kept.
     pub async fn access_token(
         &self,
         account: &AccountId,
@@ -378,20 +403,19 @@ impl CodeFlow {
     }
 
     /// Redeems the stored refresh token now (bypassing the cache) and saves the new one.
+    ///
+    /// Runs under the account's lock, one refresh per account at a time (each use rotates the
+    /// refresh token), and a [`sign_out`](Self::sign_out) waits for it. The rotated token is
+    /// saved only if the stored token is still the one sent: an account signed out meanwhile
+    /// stays signed out ([`Error::NotSignedIn`]), and a token another process rotated in is
+    /// kept.
     pub async fn refresh_now(
         &self,
         account: &AccountId,
         scopes: &[&str],
     ) -> Result<AccessToken, Error> {
-        // One refresh per account at a time: each use rotates the refresh token.
-        let lock = {
-            let mut locks = self
-                .account_locks
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            locks.entry(account.clone()).or_default().clone()
-        };
-        let _guard = lock.lock().await;
+        let _tenant = self.tenant_sign_out.read().await;
+        let _guard = self.lock_account(account).await;
         let rt = self
             .refresh
             .load(account, &self.config.client_id)
@@ -411,17 +435,55 @@ impl CodeFlow {
         match self.send(&endpoint, &form).await {
             Ok(res) => {
                 if let Some(new) = res.refresh_token.clone() {
-                    self.refresh
-                        .save(account, &self.config.client_id, new)
-                        .await?;
+                    match self.stored_is(account, &rt).await? {
+                        Stored::Same => {
+                            self.refresh
+                                .save(account, &self.config.client_id, new)
+                                .await?;
+                        }
+                        Stored::Gone => return Err(Error::NotSignedIn),
+                        Stored::Replaced => {
+                            tracing::debug!(
+                                tenant = %account.tenant_id,
+                                "the refresh token was replaced during the refresh; keeping the stored one"
+                            );
+                        }
+                    }
                 }
                 access_token(res.access_token, res.expires_in)
             }
             Err(error @ Error::RefreshTokenExpired(_)) => {
-                self.refresh.remove(account, &self.config.client_id).await?;
+                if self.stored_is(account, &rt).await? == Stored::Same {
+                    self.refresh.remove(account, &self.config.client_id).await?;
+                }
                 Err(error)
             }
             Err(error) => Err(error),
+        }
+    }
+
+    /// Whether the account's stored refresh token is still `sent`.
+    async fn stored_is(&self, account: &AccountId, sent: &SecretString) -> Result<Stored, Error> {
+        let current = self.refresh.load(account, &self.config.client_id).await?;
+        Ok(match current {
+            None => Stored::Gone,
+            Some(current) if secrets_eq(&current, sent) => Stored::Same,
+            Some(_) => Stored::Replaced,
+        })
+    }
+
+    /// Takes the account's lock (waiting for an in-flight refresh or sign-out). The map entry
+    /// is removed when the last holder or waiter lets go, never while it is held.
+    async fn lock_account(&self, account: &AccountId) -> AccountGuard<'_> {
+        let lock = {
+            let mut locks = lock_map(&self.account_locks);
+            locks.entry(account.clone()).or_default().clone()
+        };
+        let guard = lock.lock_owned().await;
+        AccountGuard {
+            locks: &self.account_locks,
+            account: account.clone(),
+            guard: Some(guard),
         }
     }
 
@@ -433,13 +495,11 @@ impl CodeFlow {
         }
     }
 
-    /// Forgets an account's refresh token and cached tokens.
+    /// Forgets an account's refresh token and cached tokens. Waits for a refresh of the
+    /// account in flight, then wins: the account stays signed out.
     pub async fn sign_out(&self, account: &AccountId) -> Result<(), Error> {
+        let _guard = self.lock_account(account).await;
         self.refresh.remove(account, &self.config.client_id).await?;
-        self.account_locks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(account);
         self.client
             .inner
             .cache
@@ -447,13 +507,12 @@ impl CodeFlow {
         Ok(())
     }
 
-    /// Forgets every refresh token and cached token of a tenant.
+    /// Forgets every refresh token and cached token of a tenant. Waits for the refreshes in
+    /// flight (of every tenant: tenant sign-outs are rare) and holds new ones back until it is
+    /// done, so the tenant stays signed out.
     pub async fn sign_out_tenant(&self, tenant_id: &str) -> Result<(), Error> {
+        let _exclusive = self.tenant_sign_out.write().await;
         self.refresh.remove_tenant(tenant_id).await?;
-        self.account_locks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .retain(|a, _| a.tenant_id != tenant_id);
         self.client.inner.cache.remove_tenant(tenant_id);
         Ok(())
     }
@@ -474,6 +533,56 @@ impl CodeFlow {
                 full.push(("client_id", &self.config.client_id));
                 post_token(&self.client.inner.http, endpoint, &full).await
             }
+        }
+    }
+}
+
+/// What the store holds compared with the refresh token a refresh sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    /// The token sent.
+    Same,
+    /// Another token (rotated by another process, or a new sign-in).
+    Replaced,
+    /// Nothing: the account was signed out.
+    Gone,
+}
+
+/// Compares two secrets without an early exit on the first difference.
+fn secrets_eq(a: &SecretString, b: &SecretString) -> bool {
+    let (a, b) = (a.expose_secret().as_bytes(), b.expose_secret().as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+type AccountLocks = Mutex<HashMap<AccountId, Arc<tokio::sync::Mutex<()>>>>;
+
+fn lock_map(
+    locks: &AccountLocks,
+) -> std::sync::MutexGuard<'_, HashMap<AccountId, Arc<tokio::sync::Mutex<()>>>> {
+    locks
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A held account lock. On drop it releases the lock and removes the map entry if nobody
+/// else holds or waits for it, so idle accounts do not accumulate.
+struct AccountGuard<'a> {
+    locks: &'a AccountLocks,
+    account: AccountId,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for AccountGuard<'_> {
+    fn drop(&mut self) {
+        let mut locks = lock_map(self.locks);
+        drop(self.guard.take());
+        // Every clone of the Arc is made under the map's mutex: a count of one (the map's)
+        // means no holder and no waiter.
+        if locks
+            .get(&self.account)
+            .is_some_and(|lock| Arc::strong_count(lock) == 1)
+        {
+            locks.remove(&self.account);
         }
     }
 }
@@ -513,5 +622,100 @@ impl TokenCredential for DelegatedCredential {
         _options: Option<TokenRequestOptions<'_>>,
     ) -> azure_core::Result<AccessToken> {
         Ok(self.flow.access_token(&self.account, scopes).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authorization::MemoryPendingStore;
+    use crate::cloud::Cloud;
+    use crate::options::IdentityClientOptions;
+
+    fn client() -> IdentityClient {
+        IdentityClient::new(
+            Cloud::Custom {
+                base_url: "https://127.0.0.1:9".into(),
+            },
+            &IdentityClientOptions::default(),
+        )
+        .unwrap()
+    }
+
+    fn code_flow(refresh: Arc<dyn RefreshTokenStore>) -> CodeFlow {
+        CodeFlow::new(
+            &client(),
+            CodeFlowConfig {
+                client_id: "client".into(),
+                auth: None,
+                redirect_uri: "http://localhost/cb".into(),
+                max_pending_age: Duration::from_secs(600),
+            },
+            Arc::new(MemoryPendingStore::default()),
+            refresh,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn authorization_start_debug_hides_state_and_challenge() {
+        let flow = code_flow(Arc::new(MemoryRefreshTokenStore::default()));
+        let start = flow
+            .start(&AuthorizeRequest {
+                tenant: "organizations".into(),
+                scopes: vec!["https://graph.microsoft.com/User.Read".into()],
+                login_hint: None,
+                prompt: None,
+            })
+            .unwrap();
+        let state = start.pending.state.expose_secret().to_owned();
+        let challenge = start.pending.code_challenge();
+        assert!(start.url.contains(&state) && start.url.contains(&challenge));
+        let debug = format!("{start:?}");
+        assert!(!debug.contains(&state), "{debug}");
+        assert!(!debug.contains(&challenge), "{debug}");
+        assert!(!debug.contains(start.pending.code_verifier.expose_secret()));
+        assert!(
+            debug.contains("https://127.0.0.1:9/organizations/oauth2/v2.0/authorize"),
+            "{debug}"
+        );
+
+        let consent = client()
+            .admin_consent_start(&crate::consent::AdminConsentRequest {
+                tenant: "organizations".into(),
+                client_id: "client".into(),
+                redirect_uri: "http://localhost/cb".into(),
+            })
+            .unwrap();
+        let state = consent.pending.state.expose_secret().to_owned();
+        assert!(!format!("{consent:?}").contains(&state));
+
+        let callback = crate::authorization::AdminConsentCallback::parse(&format!(
+            "tenant=t1&state={state}&admin_consent=True"
+        ));
+        assert!(!format!("{callback:?}").contains(&state));
+    }
+
+    #[tokio::test]
+    async fn account_locks_are_trimmed_when_idle_and_kept_while_held() {
+        let flow = code_flow(Arc::new(MemoryRefreshTokenStore::default()));
+        let account = AccountId {
+            tenant_id: "t".into(),
+            object_id: "o".into(),
+        };
+        let held = flow.lock_account(&account).await;
+        let waiter = tokio::spawn({
+            let (flow, account) = (flow.clone(), account.clone());
+            async move {
+                let _second = flow.lock_account(&account).await;
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished());
+        assert_eq!(lock_map(&flow.account_locks).len(), 1);
+        drop(held);
+        // The waiter still has the entry: it was not removed under it.
+        waiter.await.unwrap();
+        assert!(lock_map(&flow.account_locks).is_empty());
     }
 }

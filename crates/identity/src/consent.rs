@@ -108,13 +108,109 @@ pub fn check_admin_consent(
             description: callback.error_description.clone().unwrap_or_default(),
         });
     }
-    match (&callback.tenant, callback.admin_consent) {
-        (Some(tenant), true) if !tenant.is_empty() => Ok(ConsentGranted {
-            tenant_id: tenant.clone(),
-        }),
-        _ => Err(Error::AuthorizationDenied {
-            error: "consent_not_granted".into(),
-            description: "the callback does not say admin_consent=True for a tenant".into(),
-        }),
+    let tenant = match (&callback.tenant, callback.admin_consent) {
+        (Some(tenant), true) if !tenant.is_empty() => tenant,
+        _ => {
+            return Err(Error::AuthorizationDenied {
+                error: "consent_not_granted".into(),
+                description: "the callback does not say admin_consent=True for a tenant".into(),
+            });
+        }
+    };
+    validate_tenant(tenant).map_err(|_| tenant_mismatch())?;
+    let requested = pending.tenant.as_str();
+    let any_tenant = ["common", "organizations"]
+        .iter()
+        .any(|t| requested.eq_ignore_ascii_case(t));
+    if !any_tenant {
+        // A tenant id must come back as itself. A domain comes back as its tenant id, which
+        // cannot be matched offline: then the answer must at least be a tenant id.
+        let matches = if is_tenant_id(requested) {
+            tenant.eq_ignore_ascii_case(requested)
+        } else {
+            is_tenant_id(tenant) || tenant.eq_ignore_ascii_case(requested)
+        };
+        if !matches {
+            return Err(tenant_mismatch());
+        }
+    }
+    Ok(ConsentGranted {
+        tenant_id: tenant.clone(),
+    })
+}
+
+fn tenant_mismatch() -> Error {
+    Error::AuthorizationDenied {
+        error: "tenant_mismatch".into(),
+        description:
+            "the callback's tenant is not a valid tenant or not the one consent was asked for"
+                .into(),
+    }
+}
+
+/// Whether `s` has the shape of a tenant id (a GUID, 8-4-4-4-12 hex digits).
+fn is_tenant_id(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    const OTHER: &str = "11111111-2222-3333-4444-555555555555";
+
+    fn check(requested: &str, tenant: &str) -> Result<ConsentGranted, Error> {
+        let pending = PendingAuthorization::new(
+            PendingKind::AdminConsent,
+            requested,
+            "client",
+            "http://localhost/cb",
+            Vec::new(),
+        )
+        .unwrap();
+        let callback = AdminConsentCallback {
+            tenant: Some(tenant.to_owned()),
+            state: Some(pending.state.expose_secret().to_owned()),
+            admin_consent: true,
+            error: None,
+            error_description: None,
+        };
+        check_admin_consent(&pending, &callback, Duration::from_secs(60))
+    }
+
+    fn mismatch(result: Result<ConsentGranted, Error>) -> bool {
+        matches!(result, Err(Error::AuthorizationDenied { error, .. }) if error == "tenant_mismatch")
+    }
+
+    #[test]
+    fn admin_consent_tenant_is_validated_and_matched() {
+        assert_eq!(check("organizations", TENANT).unwrap().tenant_id, TENANT);
+        assert_eq!(check("common", OTHER).unwrap().tenant_id, OTHER);
+        assert_eq!(check(TENANT, TENANT).unwrap().tenant_id, TENANT);
+        assert_eq!(
+            check(TENANT, &TENANT.to_uppercase()).unwrap().tenant_id,
+            TENANT.to_uppercase()
+        );
+        // A specific tenant id must come back unchanged.
+        assert!(mismatch(check(TENANT, OTHER)));
+        assert!(mismatch(check(TENANT, "contoso.onmicrosoft.com")));
+        // A domain comes back as a tenant id, or as itself; not as another domain.
+        assert_eq!(
+            check("contoso.onmicrosoft.com", TENANT).unwrap().tenant_id,
+            TENANT
+        );
+        assert!(mismatch(check("contoso.onmicrosoft.com", "evil.example")));
+        // Never a path-climbing or malformed tenant, even for `organizations`.
+        for bad in ["..", ".", "a/b", "x?y", "x#y", "%2e%2e"] {
+            assert!(mismatch(check("organizations", bad)), "{bad}");
+        }
+        assert!(is_tenant_id(TENANT));
+        assert!(!is_tenant_id("t-1"));
     }
 }

@@ -87,6 +87,14 @@ pub enum Error {
         "the refresh token has expired or was revoked ({0}): sign the user in again with the authorization code flow"
     )]
     RefreshTokenExpired(AadDetails),
+    /// The user must sign in again interactively: multi-factor authentication
+    /// (AADSTS50076, AADSTS50079), a Conditional Access policy (AADSTS50158, AADSTS53003) or
+    /// another `interaction_required` answer. The refresh token is kept: it works again once
+    /// the user has satisfied the requirement.
+    #[error(
+        "the user must sign in again interactively ({0}): send them through the authorization code flow to complete multi-factor authentication or satisfy Conditional Access"
+    )]
+    InteractionRequired(AadDetails),
     /// The authorization code is invalid, expired or already redeemed (AADSTS70008,
     /// AADSTS54005).
     #[error(
@@ -168,6 +176,7 @@ impl Error {
             | Self::ConsentRequired(d)
             | Self::InvalidScope(d)
             | Self::RefreshTokenExpired(d)
+            | Self::InteractionRequired(d)
             | Self::InvalidAuthorizationCode(d)
             | Self::PkceMismatch(d)
             | Self::InvalidClientAssertion(d) => Some(d),
@@ -177,7 +186,8 @@ impl Error {
     }
 
     /// Maps an Entra ID error answer to a variant. `refreshing` says the request was a
-    /// `refresh_token` grant, where any `invalid_grant` means "sign in again".
+    /// `refresh_token` grant, where an `invalid_grant` that is not a request for interaction
+    /// (MFA, Conditional Access) means the refresh token is dead.
     pub(crate) fn from_aad(status: u16, details: Option<AadDetails>, refreshing: bool) -> Self {
         let Some(details) = details else {
             return Self::Unexpected { status, code: None };
@@ -193,6 +203,8 @@ impl Error {
             Some(70008 | 54005) => Self::InvalidAuthorizationCode(details),
             Some(501_481) => Self::PkceMismatch(details),
             Some(700_021 | 700_023 | 700_024 | 700_027) => Self::InvalidClientAssertion(details),
+            Some(50076 | 50079 | 50158 | 53003) => Self::InteractionRequired(details),
+            _ if details.error == "interaction_required" => Self::InteractionRequired(details),
             _ if refreshing && details.error == "invalid_grant" => {
                 Self::RefreshTokenExpired(details)
             }
@@ -248,6 +260,24 @@ mod tests {
         );
         assert!(matches!(
             Error::from_aad(400, details("invalid_grant", 9_002_313), true),
+            Error::RefreshTokenExpired(_)
+        ));
+        // MFA and Conditional Access on a refresh ask for interaction; the token is not dead.
+        for code in [50076, 50079, 50158, 53003] {
+            for refreshing in [true, false] {
+                let e = Error::from_aad(400, details("invalid_grant", code), refreshing);
+                assert!(matches!(e, Error::InteractionRequired(_)), "{code}: {e:?}");
+                assert!(e.to_string().contains("sign in again interactively"), "{e}");
+                assert!(e.to_string().contains(&format!("AADSTS{code}")), "{e}");
+                assert_eq!(e.aad_details().and_then(AadDetails::code), Some(code));
+            }
+        }
+        assert!(matches!(
+            Error::from_aad(400, details("interaction_required", 50_097), true),
+            Error::InteractionRequired(_)
+        ));
+        assert!(matches!(
+            Error::from_aad(400, details("invalid_grant", 700_082), true),
             Error::RefreshTokenExpired(_)
         ));
         assert!(matches!(

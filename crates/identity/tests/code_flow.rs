@@ -382,3 +382,222 @@ async fn consent_required_for_an_ungranted_delegated_permission() {
     assert!(e.to_string().contains("grant consent"), "{e}");
     assert!(!format!("{e:?}").contains(&limited.client_secret));
 }
+
+/// A refresh token store whose `save` can be held: the test's way to keep a refresh in flight.
+#[derive(Default)]
+struct GatedStore {
+    inner: MemoryRefreshTokenStore,
+    armed: std::sync::atomic::AtomicBool,
+    entered: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+}
+
+impl std::fmt::Debug for GatedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatedStore").finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl RefreshTokenStore for GatedStore {
+    async fn load(&self, a: &AccountId, c: &str) -> Result<Option<SecretString>, Error> {
+        self.inner.load(a, c).await
+    }
+    async fn save(&self, a: &AccountId, c: &str, rt: SecretString) -> Result<(), Error> {
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.entered.notify_one();
+            self.release.notified().await;
+        }
+        self.inner.save(a, c, rt).await
+    }
+    async fn remove(&self, a: &AccountId, c: &str) -> Result<(), Error> {
+        self.inner.remove(a, c).await
+    }
+    async fn remove_tenant(&self, t: &str) -> Result<(), Error> {
+        self.inner.remove_tenant(t).await
+    }
+}
+
+async fn sign_out_waits_for_refresh_then_wins(tenant_wide: bool) {
+    let h = Harness::start();
+    let t = &h.emulator.tenants()[0];
+    let app = &t.connector_app;
+    let user = &t.users[0];
+    let store = Arc::new(GatedStore::default());
+    let flow = CodeFlow::new(
+        &h.identity,
+        CodeFlowConfig {
+            client_id: app.client_id.clone(),
+            auth: Some(ClientAuth::Secret(SecretString::from(
+                app.client_secret.as_str(),
+            ))),
+            redirect_uri: REDIRECT.to_owned(),
+            max_pending_age: Duration::from_secs(600),
+        },
+        Arc::new(MemoryPendingStore::default()),
+        store.clone(),
+    )
+    .unwrap();
+    let url = flow
+        .authorize_url(&request(&t.tenant_id, user, &[USER_READ]))
+        .await
+        .unwrap();
+    let location = callback(&h, &url).await;
+    let account = flow.complete(&location).await.unwrap().account;
+    let client_id = app.client_id.clone();
+
+    // A refresh reaches the store's save with the rotated token and is held there.
+    store.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let refresh = tokio::spawn({
+        let (flow, account) = (flow.clone(), account.clone());
+        async move { flow.refresh_now(&account, &[USER_READ]).await }
+    });
+    tokio::time::timeout(Duration::from_secs(10), store.entered.notified())
+        .await
+        .expect("the refresh reaches save");
+
+    // The sign-out waits for the refresh in flight.
+    let sign_out = tokio::spawn({
+        let (flow, account, tenant) = (flow.clone(), account.clone(), t.tenant_id.clone());
+        async move {
+            if tenant_wide {
+                flow.sign_out_tenant(&tenant).await
+            } else {
+                flow.sign_out(&account).await
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !sign_out.is_finished(),
+        "sign-out must wait for the refresh"
+    );
+    // Meanwhile a second refresh waits too instead of running concurrently.
+    let second = tokio::spawn({
+        let (flow, account) = (flow.clone(), account.clone());
+        async move { flow.refresh_now(&account, &[USER_READ]).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !second.is_finished(),
+        "a second refresh must wait for the first"
+    );
+
+    store.release.notify_one();
+    refresh.await.unwrap().unwrap();
+    sign_out.await.unwrap().unwrap();
+    // The sign-out won: no refresh token is stored, and refreshing finds the account signed out.
+    assert!(
+        store
+            .inner
+            .load(&account, &client_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(second.await.unwrap(), Err(Error::NotSignedIn)));
+    assert!(matches!(
+        flow.access_token(&account, &[USER_READ]).await,
+        Err(Error::NotSignedIn)
+    ));
+}
+
+#[tokio::test]
+async fn sign_out_waits_for_an_in_flight_refresh_and_stays_signed_out() {
+    sign_out_waits_for_refresh_then_wins(false).await;
+}
+
+#[tokio::test]
+async fn tenant_sign_out_waits_for_an_in_flight_refresh_and_stays_signed_out() {
+    sign_out_waits_for_refresh_then_wins(true).await;
+}
+
+/// A refresh token store where another process rotates the token right after this one
+/// loads it: the test's view of two servers sharing one database.
+#[derive(Default)]
+struct RotatedElsewhereStore {
+    inner: MemoryRefreshTokenStore,
+    rotate_to: Mutex<Option<SecretString>>,
+}
+
+impl std::fmt::Debug for RotatedElsewhereStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotatedElsewhereStore")
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl RefreshTokenStore for RotatedElsewhereStore {
+    async fn load(&self, a: &AccountId, c: &str) -> Result<Option<SecretString>, Error> {
+        let loaded = self.inner.load(a, c).await?;
+        let rotated = self.rotate_to.lock().unwrap().take();
+        if let Some(rotated) = rotated {
+            self.inner.save(a, c, rotated).await?;
+        }
+        Ok(loaded)
+    }
+    async fn save(&self, a: &AccountId, c: &str, rt: SecretString) -> Result<(), Error> {
+        self.inner.save(a, c, rt).await
+    }
+    async fn remove(&self, a: &AccountId, c: &str) -> Result<(), Error> {
+        self.inner.remove(a, c).await
+    }
+    async fn remove_tenant(&self, t: &str) -> Result<(), Error> {
+        self.inner.remove_tenant(t).await
+    }
+}
+
+#[tokio::test]
+async fn a_dead_refresh_token_is_removed_only_if_still_stored() {
+    let h = Harness::start();
+    let t = &h.emulator.tenants()[0];
+    let app = &t.connector_app;
+    let user = &t.users[0];
+    let store = Arc::new(RotatedElsewhereStore::default());
+    let flow = CodeFlow::new(
+        &h.identity,
+        CodeFlowConfig {
+            client_id: app.client_id.clone(),
+            auth: Some(ClientAuth::Secret(SecretString::from(
+                app.client_secret.as_str(),
+            ))),
+            redirect_uri: REDIRECT.to_owned(),
+            max_pending_age: Duration::from_secs(600),
+        },
+        Arc::new(MemoryPendingStore::default()),
+        store.clone(),
+    )
+    .unwrap();
+    let url = flow
+        .authorize_url(&request(&t.tenant_id, user, &[USER_READ]))
+        .await
+        .unwrap();
+    let account = flow
+        .complete(&callback(&h, &url).await)
+        .await
+        .unwrap()
+        .account;
+    let res = h
+        .http
+        .post(h.url(&format!(
+            "/_emulator/tenants/{}/revoke-sessions",
+            t.tenant_id
+        )))
+        .json(&json!({ "user": user }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // Another process stores a new refresh token while this one sends the revoked one.
+    *store.rotate_to.lock().unwrap() = Some(SecretString::from("rotated-elsewhere"));
+    let e = flow.refresh_now(&account, &[USER_READ]).await.unwrap_err();
+    assert!(matches!(e, Error::RefreshTokenExpired(_)), "{e:?}");
+    let kept = store.inner.load(&account, &app.client_id).await.unwrap();
+    assert_eq!(
+        kept.as_ref().map(|s| s.expose_secret()),
+        Some("rotated-elsewhere"),
+        "the other process's token must be kept"
+    );
+}
