@@ -4,18 +4,10 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use common::Harness;
+use common::{Harness, python, workspace};
 use tenantlink_emulator::{EmulatorConfig, TenantSize};
-
-fn python() -> PathBuf {
-    std::env::var_os("TENANTLINK_PYTHON").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/pyenv/bin/python"),
-        PathBuf::from,
-    )
-}
 
 #[tokio::test]
 async fn msgraph_sdk_lists_users_reads_members_and_runs_delta() {
@@ -36,7 +28,7 @@ async fn msgraph_sdk_lists_users_reads_members_and_runs_delta() {
         .filter(|u| u["_state"] == "active")
         .count();
     let group = &state["groups"][1];
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../python/sdk/graph_check.py");
+    let script = workspace().join("python/sdk/graph_check.py");
     let python = python();
     let output = Command::new(&python)
         .arg(&script)

@@ -6,23 +6,11 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::Harness;
+use common::{Harness, python, workspace};
 use tenantlink_emulator::EmulatorConfig;
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn python() -> PathBuf {
-    std::env::var_os("TENANTLINK_PYTHON").map_or_else(
-        || workspace().join("target/pyenv/bin/python"),
-        PathBuf::from,
-    )
-}
 
 #[test]
 fn azure_identity_gets_app_and_user_tokens() {

@@ -11,8 +11,9 @@ use serde::Deserialize;
 use crate::client::{Counters, GraphClient};
 use crate::error::Error;
 
-/// One request to send (and re-send).
-#[derive(Debug, Clone)]
+/// One request to send (and re-send). Its `Debug` leaves out the URL's query (skip and delta
+/// tokens) and the body.
+#[derive(Clone)]
 pub(crate) struct Call {
     pub(crate) method: Method,
     pub(crate) url: String,
@@ -22,6 +23,17 @@ pub(crate) struct Call {
     pub(crate) permission: &'static str,
     /// Whether a dropped connection or a timeout may be retried.
     pub(crate) idempotent: bool,
+}
+
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call")
+            .field("method", &self.method)
+            .field("url", &strip_query(&self.url))
+            .field("permission", &self.permission)
+            .field("idempotent", &self.idempotent)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Call {
@@ -410,6 +422,20 @@ fn describe(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn call_debug_leaves_out_the_query() {
+        let call = Call::get(
+            "https://graph.example/v1.0/users?$skiptoken=SECRETSKIP&$top=999".into(),
+            "User.Read.All",
+        );
+        let debug = format!("{call:?}");
+        assert!(
+            debug.contains("https://graph.example/v1.0/users"),
+            "{debug}"
+        );
+        assert!(!debug.contains("SECRETSKIP"), "{debug}");
+    }
 
     #[test]
     fn retry_after_seconds_and_http_date() {

@@ -10,6 +10,20 @@
 use serde_json::{Value, json};
 use tenantlink_emulator::{Emulator, EmulatorConfig};
 
+/// The workspace root.
+pub fn workspace() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The pinned Python that has Microsoft's SDKs: `TENANTLINK_PYTHON`, or the venv
+/// `cargo xtask pyenv` makes under the workspace's `target/`.
+pub fn python() -> std::path::PathBuf {
+    std::env::var_os("TENANTLINK_PYTHON").map_or_else(
+        || workspace().join("target/pyenv/bin/python"),
+        std::path::PathBuf::from,
+    )
+}
+
 /// A running emulator and a client that trusts it.
 pub struct Harness {
     pub emulator: Emulator,
