@@ -1,0 +1,588 @@
+//! Writing synced data: a page of rows and the cursor that follows it, in one transaction.
+//! Rows travel as one JSON array per table (one bind parameter, no bind limits), expanded
+//! by the database (`json_to_recordset` on PostgreSQL, `json_each` on SQLite) and upserted;
+//! on PostgreSQL an unchanged row is not rewritten.
+
+use chrono::NaiveDateTime;
+use diesel::sql_types::{BigInt, Text, Timestamp};
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use serde::Serialize;
+
+use crate::db::{Backend, with_conn};
+use crate::models::{
+    AlertRow, AuditRow, Cursor, DeviceRow, GroupRow, MemberRow, SignInActivityRow, SignInRow,
+    UserRow,
+};
+use crate::schema::sync_cursors;
+use crate::{Db, Error};
+
+/// Everything one page of a sync changes. Apply it with [`Db::write_page`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageWrite {
+    /// Users created or updated (their `signInActivity` columns are left as they are).
+    pub users: Vec<UserRow>,
+    /// Users deleted for good: the row and its membership edges go.
+    pub users_deleted: Vec<String>,
+    /// Users soft-deleted: the row stays, marked deleted.
+    pub users_soft_deleted: Vec<String>,
+    /// `signInActivity` of users already stored.
+    pub sign_in_activity: Vec<SignInActivityRow>,
+    /// Groups created or updated.
+    pub groups: Vec<GroupRow>,
+    /// Groups deleted for good: the row and its edges go.
+    pub groups_deleted: Vec<String>,
+    /// Groups soft-deleted.
+    pub groups_soft_deleted: Vec<String>,
+    /// Membership edges added (or seen again).
+    pub members_added: Vec<MemberRow>,
+    /// Membership edges removed: (group id, member id).
+    pub members_removed: Vec<(String, String)>,
+    /// Managed devices created or updated.
+    pub devices: Vec<DeviceRow>,
+    /// Sign-in records (idempotent by id).
+    pub sign_ins: Vec<SignInRow>,
+    /// Directory audit records (idempotent by id).
+    pub audits: Vec<AuditRow>,
+    /// Security alerts (updated in place by id).
+    pub alerts: Vec<AlertRow>,
+}
+
+impl PageWrite {
+    /// Rows this page writes or deletes.
+    pub fn rows(&self) -> usize {
+        self.users.len()
+            + self.users_deleted.len()
+            + self.users_soft_deleted.len()
+            + self.sign_in_activity.len()
+            + self.groups.len()
+            + self.groups_deleted.len()
+            + self.groups_soft_deleted.len()
+            + self.members_added.len()
+            + self.members_removed.len()
+            + self.devices.len()
+            + self.sign_ins.len()
+            + self.audits.len()
+            + self.alerts.len()
+    }
+}
+
+/// A table's upsert: its name, the columns after `connection_id` (name, PostgreSQL type),
+/// how many of the first ones form the key with `connection_id`, and what a conflict does.
+struct Spec {
+    table: &'static str,
+    columns: &'static [(&'static str, &'static str)],
+    key: usize,
+    /// Whether rows carry `seen_round`.
+    stamped: bool,
+    on_conflict: OnConflict,
+}
+
+#[derive(PartialEq)]
+enum OnConflict {
+    /// Overwrite every non-key column (unless nothing changed).
+    Update,
+    /// Keep the stored row (immutable records).
+    Nothing,
+}
+
+const USERS: Spec = Spec {
+    table: "users",
+    columns: &[
+        ("id", "text"),
+        ("display_name", "text"),
+        ("user_principal_name", "text"),
+        ("given_name", "text"),
+        ("surname", "text"),
+        ("mail", "text"),
+        ("department", "text"),
+        ("job_title", "text"),
+        ("office_location", "text"),
+        ("mobile_phone", "text"),
+        ("account_enabled", "boolean"),
+        ("user_type", "text"),
+        ("created_at", "timestamp"),
+        ("manager_id", "text"),
+        ("deleted_at", "timestamp"),
+    ],
+    key: 1,
+    stamped: true,
+    on_conflict: OnConflict::Update,
+};
+
+const GROUPS: Spec = Spec {
+    table: "groups",
+    columns: &[
+        ("id", "text"),
+        ("display_name", "text"),
+        ("description", "text"),
+        ("mail", "text"),
+        ("mail_nickname", "text"),
+        ("kind", "text"),
+        ("group_types", "text"),
+        ("mail_enabled", "boolean"),
+        ("security_enabled", "boolean"),
+        ("visibility", "text"),
+        ("created_at", "timestamp"),
+        ("deleted_at", "timestamp"),
+    ],
+    key: 1,
+    stamped: true,
+    on_conflict: OnConflict::Update,
+};
+
+const MEMBERS: Spec = Spec {
+    table: "group_members",
+    columns: &[("group_id", "text"), ("member_id", "text"), ("member_type", "text")],
+    key: 2,
+    stamped: true,
+    on_conflict: OnConflict::Update,
+};
+
+const DEVICES: Spec = Spec {
+    table: "managed_devices",
+    columns: &[
+        ("id", "text"),
+        ("device_name", "text"),
+        ("user_id", "text"),
+        ("user_principal_name", "text"),
+        ("operating_system", "text"),
+        ("os_version", "text"),
+        ("compliance_state", "text"),
+        ("owner_type", "text"),
+        ("is_encrypted", "boolean"),
+        ("manufacturer", "text"),
+        ("model", "text"),
+        ("serial_number", "text"),
+        ("azure_ad_device_id", "text"),
+        ("enrolled_at", "timestamp"),
+        ("last_sync_at", "timestamp"),
+    ],
+    key: 1,
+    stamped: true,
+    on_conflict: OnConflict::Update,
+};
+
+const SIGN_INS: Spec = Spec {
+    table: "sign_ins",
+    columns: &[
+        ("id", "text"),
+        ("created_at", "timestamp"),
+        ("user_id", "text"),
+        ("user_principal_name", "text"),
+        ("app_display_name", "text"),
+        ("ip_address", "text"),
+        ("status_code", "bigint"),
+        ("raw", "text"),
+    ],
+    key: 1,
+    stamped: false,
+    on_conflict: OnConflict::Nothing,
+};
+
+const AUDITS: Spec = Spec {
+    table: "directory_audits",
+    columns: &[
+        ("id", "text"),
+        ("activity_at", "timestamp"),
+        ("activity_display_name", "text"),
+        ("category", "text"),
+        ("result", "text"),
+        ("raw", "text"),
+    ],
+    key: 1,
+    stamped: false,
+    on_conflict: OnConflict::Nothing,
+};
+
+const ALERTS: Spec = Spec {
+    table: "security_alerts",
+    columns: &[
+        ("id", "text"),
+        ("created_at", "timestamp"),
+        ("updated_at", "timestamp"),
+        ("title", "text"),
+        ("severity", "text"),
+        ("status", "text"),
+        ("raw", "text"),
+    ],
+    key: 1,
+    stamped: false,
+    on_conflict: OnConflict::Update,
+};
+
+/// The upsert statement for `spec` on `backend`. Binds: 1 connection id, 2 round, 3 the
+/// rows as a JSON array.
+fn upsert_sql(spec: &Spec, backend: Backend) -> String {
+    let names: Vec<&str> = spec.columns.iter().map(|(n, _)| *n).collect();
+    let mut insert_cols = vec!["connection_id"];
+    if spec.stamped {
+        insert_cols.push("seen_round");
+    }
+    insert_cols.extend(&names);
+    let (conn, round, rows) = match backend {
+        Backend::Postgres => ("$1", "$2", "$3"),
+        Backend::Sqlite => ("?1", "?2", "?3"),
+    };
+    let mut select = vec![conn.to_owned()];
+    if spec.stamped {
+        select.push(round.to_owned());
+    }
+    let source = match backend {
+        Backend::Postgres => {
+            select.extend(names.iter().map(|n| format!("x.{n}")));
+            let record: Vec<String> = spec
+                .columns
+                .iter()
+                .map(|(n, t)| format!("{n} {t}"))
+                .collect();
+            format!(
+                "FROM json_to_recordset({rows}::json) AS x({})",
+                record.join(", ")
+            )
+        }
+        Backend::Sqlite => {
+            select.extend(spec.columns.iter().map(|(n, t)| {
+                if *t == "timestamp" {
+                    // Stored as diesel writes it ("YYYY-MM-DD HH:MM:SS"), so text order is
+                    // time order.
+                    format!("replace(value ->> '{n}', 'T', ' ')")
+                } else {
+                    format!("value ->> '{n}'")
+                }
+            }));
+            format!("FROM json_each({rows}) WHERE true")
+        }
+    };
+    let mut key = vec!["connection_id"];
+    key.extend(&names[..spec.key]);
+    let mut updated: Vec<&str> = names[spec.key..].to_vec();
+    if spec.stamped {
+        updated.push("seen_round");
+    }
+    let action = if spec.on_conflict == OnConflict::Nothing || updated.is_empty() {
+        "DO NOTHING".to_owned()
+    } else {
+        let set: Vec<String> = updated.iter().map(|c| format!("{c} = excluded.{c}")).collect();
+        let old: Vec<String> = updated.iter().map(|c| format!("{}.{c}", spec.table)).collect();
+        let new: Vec<String> = updated.iter().map(|c| format!("excluded.{c}")).collect();
+        let differs = match backend {
+            Backend::Postgres => "IS DISTINCT FROM",
+            Backend::Sqlite => "IS NOT",
+        };
+        format!(
+            "DO UPDATE SET {} WHERE ({}) {differs} ({})",
+            set.join(", "),
+            old.join(", "),
+            new.join(", ")
+        )
+    };
+    format!(
+        "INSERT INTO {} ({}) SELECT {} {source} ON CONFLICT ({}) {action}",
+        spec.table,
+        insert_cols.join(", "),
+        select.join(", "),
+        key.join(", ")
+    )
+}
+
+/// `DELETE`/`UPDATE` helpers that take a JSON array of ids as bind 2.
+fn ids_in(backend: Backend, bind: &str) -> String {
+    match backend {
+        Backend::Postgres => format!("(SELECT json_array_elements_text({bind}::json))"),
+        Backend::Sqlite => format!("(SELECT value FROM json_each({bind}))"),
+    }
+}
+
+fn p(backend: Backend, n: usize) -> String {
+    backend.param(n)
+}
+
+fn to_json<T: Serialize>(rows: &[T]) -> Result<String, Error> {
+    serde_json::to_string(rows).map_err(|e| Error::Database(format!("encoding rows: {e}")))
+}
+
+/// One statement of a page write, ready to run on either backend.
+struct Statement {
+    sql: String,
+    json: String,
+    /// Bind 2 is the round (`true`) or the time (`false`, for soft deletes: bind 2 time and
+    /// bind 3 round).
+    kind: Binds,
+}
+
+enum Binds {
+    /// 1 connection, 2 round, 3 JSON.
+    Upsert(i64),
+    /// 1 connection, 2 JSON.
+    List,
+    /// 1 connection, 2 JSON, 3 time, 4 round.
+    Mark(NaiveDateTime, i64),
+}
+
+fn statements(
+    backend: Backend,
+    page: &PageWrite,
+    round: i64,
+    at: NaiveDateTime,
+) -> Result<Vec<Statement>, Error> {
+    let mut out = Vec::new();
+    let upsert = |out: &mut Vec<Statement>, spec: &Spec, json: String| {
+        out.push(Statement {
+            sql: upsert_sql(spec, backend),
+            json,
+            kind: Binds::Upsert(round),
+        });
+    };
+    let list = |out: &mut Vec<Statement>, sql: String, ids: &[String]| -> Result<(), Error> {
+        out.push(Statement {
+            sql,
+            json: to_json(ids)?,
+            kind: Binds::List,
+        });
+        Ok(())
+    };
+    let (p1, p2, p3, p4) = (p(backend, 1), p(backend, 2), p(backend, 3), p(backend, 4));
+    // Removals first, so an object deleted and re-created in one page ends present.
+    for (table, ids) in [("users", &page.users_deleted), ("groups", &page.groups_deleted)] {
+        if ids.is_empty() {
+            continue;
+        }
+        let set = ids_in(backend, &p2);
+        list(
+            &mut out,
+            format!(
+                "DELETE FROM group_members WHERE connection_id = {p1} AND (member_id IN {set} OR group_id IN {set})"
+            ),
+            ids,
+        )?;
+        list(
+            &mut out,
+            format!("DELETE FROM {table} WHERE connection_id = {p1} AND id IN {set}"),
+            ids,
+        )?;
+    }
+    for (table, ids) in [
+        ("users", &page.users_soft_deleted),
+        ("groups", &page.groups_soft_deleted),
+    ] {
+        if ids.is_empty() {
+            continue;
+        }
+        out.push(Statement {
+            sql: format!(
+                "UPDATE {table} SET deleted_at = {p3}, seen_round = {p4} WHERE connection_id = {p1} AND id IN {}",
+                ids_in(backend, &p2)
+            ),
+            json: to_json(ids)?,
+            kind: Binds::Mark(at, round),
+        });
+    }
+    if !page.members_removed.is_empty() {
+        let pairs: Vec<[&str; 2]> = page
+            .members_removed
+            .iter()
+            .map(|(g, m)| [g.as_str(), m.as_str()])
+            .collect();
+        let sql = match backend {
+            Backend::Postgres => format!(
+                "DELETE FROM group_members AS m USING json_array_elements({p2}::json) AS x \
+                 WHERE m.connection_id = {p1} AND m.group_id = x ->> 0 AND m.member_id = x ->> 1"
+            ),
+            Backend::Sqlite => format!(
+                "DELETE FROM group_members WHERE connection_id = {p1} AND (group_id, member_id) IN \
+                 (SELECT value ->> 0, value ->> 1 FROM json_each({p2}))"
+            ),
+        };
+        out.push(Statement {
+            sql,
+            json: to_json(&pairs)?,
+            kind: Binds::List,
+        });
+    }
+    if !page.users.is_empty() {
+        upsert(&mut out, &USERS, to_json(&page.users)?);
+    }
+    if !page.groups.is_empty() {
+        upsert(&mut out, &GROUPS, to_json(&page.groups)?);
+    }
+    if !page.members_added.is_empty() {
+        upsert(&mut out, &MEMBERS, to_json(&page.members_added)?);
+    }
+    if !page.sign_in_activity.is_empty() {
+        let sql = match backend {
+            Backend::Postgres => format!(
+                "UPDATE users AS u SET last_sign_in_at = x.last_sign_in_at, \
+                 last_non_interactive_sign_in_at = x.last_non_interactive_sign_in_at \
+                 FROM json_to_recordset({p2}::json) AS x(id text, last_sign_in_at timestamp, \
+                 last_non_interactive_sign_in_at timestamp) \
+                 WHERE u.connection_id = {p1} AND u.id = x.id AND \
+                 (u.last_sign_in_at, u.last_non_interactive_sign_in_at) IS DISTINCT FROM \
+                 (x.last_sign_in_at, x.last_non_interactive_sign_in_at)"
+            ),
+            Backend::Sqlite => format!(
+                "UPDATE users SET last_sign_in_at = x.a, last_non_interactive_sign_in_at = x.b \
+                 FROM (SELECT value ->> 'id' AS id, \
+                 replace(value ->> 'last_sign_in_at', 'T', ' ') AS a, \
+                 replace(value ->> 'last_non_interactive_sign_in_at', 'T', ' ') AS b \
+                 FROM json_each({p2})) AS x \
+                 WHERE users.connection_id = {p1} AND users.id = x.id"
+            ),
+        };
+        out.push(Statement {
+            sql,
+            json: to_json(&page.sign_in_activity)?,
+            kind: Binds::List,
+        });
+    }
+    if !page.devices.is_empty() {
+        upsert(&mut out, &DEVICES, to_json(&page.devices)?);
+    }
+    if !page.sign_ins.is_empty() {
+        upsert(&mut out, &SIGN_INS, to_json(&page.sign_ins)?);
+    }
+    if !page.audits.is_empty() {
+        upsert(&mut out, &AUDITS, to_json(&page.audits)?);
+    }
+    if !page.alerts.is_empty() {
+        upsert(&mut out, &ALERTS, to_json(&page.alerts)?);
+    }
+    Ok(out)
+}
+
+/// The tables a full round of a resource sweeps (rows whose `seen_round` is older).
+pub(crate) fn sweep_tables(resource: &str) -> &'static [&'static str] {
+    match resource {
+        "users" => &["users"],
+        "groups" => &["groups", "group_members"],
+        "devices" => &["managed_devices"],
+        _ => &[],
+    }
+}
+
+macro_rules! run_statements {
+    ($c:expr, $connection_id:expr, $statements:expr) => {{
+        let mut n = 0usize;
+        for st in $statements {
+            let q = diesel::sql_query(st.sql.as_str()).bind::<Text, _>($connection_id);
+            n += match &st.kind {
+                Binds::Upsert(round) => {
+                    q.bind::<BigInt, _>(*round)
+                        .bind::<Text, _>(st.json.as_str())
+                        .execute($c)
+                        .await?
+                }
+                Binds::List => q.bind::<Text, _>(st.json.as_str()).execute($c).await?,
+                Binds::Mark(at, round) => {
+                    q.bind::<Text, _>(st.json.as_str())
+                        .bind::<Timestamp, _>(*at)
+                        .bind::<BigInt, _>(*round)
+                        .execute($c)
+                        .await?
+                }
+            };
+        }
+        n
+    }};
+}
+
+impl Db {
+    /// Applies one page of a sync and moves the resource's cursor past it, in one
+    /// transaction: after a crash, the stored data and the cursor agree. Returns the rows
+    /// the database changed (unchanged rows are not counted on PostgreSQL).
+    pub async fn write_page(
+        &self,
+        page: &PageWrite,
+        cursor: &Cursor,
+        at: NaiveDateTime,
+    ) -> Result<usize, Error> {
+        let statements = statements(self.backend(), page, cursor.round, at)?;
+        let cursor = cursor.clone();
+        let mut conn = self.conn().await?;
+        with_conn!(&mut conn, |c| {
+            c.transaction(async move |c| {
+                let id = cursor.connection_id.clone();
+                let n = run_statements!(&mut *c, &id, &statements);
+                diesel::insert_into(sync_cursors::table)
+                    .values(&cursor)
+                    .on_conflict((sync_cursors::connection_id, sync_cursors::resource))
+                    .do_update()
+                    .set(&cursor)
+                    .execute(c)
+                    .await?;
+                Ok::<_, Error>(n)
+            })
+            .await
+        })
+    }
+
+    /// Ends a full round of `resource`: deletes the connection's rows of that resource the
+    /// round did not see (`seen_round` older than `cursor.round`) and stores the cursor, in
+    /// one transaction. Returns how many rows went.
+    pub async fn finish_full_round(&self, cursor: &Cursor) -> Result<usize, Error> {
+        let tables = sweep_tables(&cursor.resource);
+        let backend = self.backend();
+        let cursor = cursor.clone();
+        let mut conn = self.conn().await?;
+        with_conn!(&mut conn, |c| {
+            c.transaction(async move |c| {
+                let mut n = 0;
+                for table in tables {
+                    let sql = format!(
+                        "DELETE FROM {table} WHERE connection_id = {} AND seen_round <> {}",
+                        p(backend, 1),
+                        p(backend, 2)
+                    );
+                    n += diesel::sql_query(sql)
+                        .bind::<Text, _>(&cursor.connection_id)
+                        .bind::<BigInt, _>(cursor.round)
+                        .execute(c)
+                        .await?;
+                }
+                if cursor.resource == "users" {
+                    // Edges to users that are gone.
+                    let sql = format!(
+                        "DELETE FROM group_members WHERE connection_id = {p1} AND member_type = 'user' \
+                         AND member_id NOT IN (SELECT id FROM users WHERE connection_id = {p1})",
+                        p1 = p(backend, 1)
+                    );
+                    n += diesel::sql_query(sql)
+                        .bind::<Text, _>(&cursor.connection_id)
+                        .execute(c)
+                        .await?;
+                }
+                diesel::insert_into(sync_cursors::table)
+                    .values(&cursor)
+                    .on_conflict((sync_cursors::connection_id, sync_cursors::resource))
+                    .do_update()
+                    .set(&cursor)
+                    .execute(c)
+                    .await?;
+                Ok::<_, Error>(n)
+            })
+            .await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upsert_sql_filters_unchanged_rows() {
+        let pg = upsert_sql(&MEMBERS, Backend::Postgres);
+        assert_eq!(
+            pg,
+            "INSERT INTO group_members (connection_id, seen_round, group_id, member_id, member_type) \
+             SELECT $1, $2, x.group_id, x.member_id, x.member_type FROM json_to_recordset($3::json) \
+             AS x(group_id text, member_id text, member_type text) ON CONFLICT (connection_id, \
+             group_id, member_id) DO UPDATE SET member_type = excluded.member_type, seen_round = \
+             excluded.seen_round WHERE (group_members.member_type, group_members.seen_round) IS \
+             DISTINCT FROM (excluded.member_type, excluded.seen_round)"
+        );
+        let lite = upsert_sql(&SIGN_INS, Backend::Sqlite);
+        assert!(lite.contains("FROM json_each(?3) WHERE true"), "{lite}");
+        assert!(lite.contains("replace(value ->> 'created_at', 'T', ' ')"), "{lite}");
+        assert!(lite.ends_with("ON CONFLICT (connection_id, id) DO NOTHING"), "{lite}");
+    }
+}

@@ -1,0 +1,73 @@
+//! The store's errors, in its own vocabulary; diesel's are mapped once, here.
+
+/// What can go wrong reading or writing the database. Never carries a secret: ciphertext
+/// and links stay out of messages.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The database URL or pool settings are not usable.
+    #[error("invalid database configuration: {0}")]
+    Config(String),
+    /// No such row for this caller (a row of another organization or connection is
+    /// reported the same way, so ids cannot be probed).
+    #[error("{entity} {id} not found")]
+    NotFound {
+        /// What was looked up (`connection`, `sync run`...).
+        entity: &'static str,
+        /// The id asked for.
+        id: String,
+    },
+    /// A unique constraint or a compare-and-swap failed.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database refused or failed a statement.
+    #[error("database error: {0}")]
+    Database(String),
+    /// Could not connect, or the pool timed out.
+    #[error("could not reach the database: {0}")]
+    Unavailable(String),
+    /// Applying migrations failed.
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// A stored value could not be decoded (e.g. a report that is not JSON).
+    #[error("stored data is not readable: {0}")]
+    Corrupt(String),
+}
+
+impl From<diesel::result::Error> for Error {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error as D};
+        match e {
+            D::NotFound => Self::NotFound {
+                entity: "row",
+                id: String::new(),
+            },
+            D::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                Self::Conflict(info.message().to_owned())
+            }
+            D::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                Self::Unavailable(info.message().to_owned())
+            }
+            other => Self::Database(other.to_string()),
+        }
+    }
+}
+
+impl From<diesel_async::pooled_connection::deadpool::PoolError> for Error {
+    fn from(e: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}
+
+impl Error {
+    /// Maps a missing row to [`Error::NotFound`] naming `entity` and `id`.
+    pub(crate) fn or_not_found(e: diesel::result::Error, entity: &'static str, id: &str) -> Self {
+        match e {
+            diesel::result::Error::NotFound => Self::NotFound {
+                entity,
+                id: id.to_owned(),
+            },
+            other => other.into(),
+        }
+    }
+}

@@ -1,0 +1,3 @@
+DROP TABLE delegated_tokens;
+DROP TABLE connections;
+DROP TABLE organizations;
