@@ -254,6 +254,13 @@ impl Db {
         Ok(())
     }
 
+    /// Runs one statement outside a transaction (`CREATE DATABASE`...), for tools and tests.
+    pub async fn execute_admin(&self, sql: &str) -> Result<(), Error> {
+        let mut conn = self.conn().await?;
+        with_conn!(&mut conn, |c| c.batch_execute(sql).await?);
+        Ok(())
+    }
+
     /// Applies every pending migration; returns the versions applied (empty when up to
     /// date).
     pub async fn migrate(&self) -> Result<Vec<String>, Error> {

@@ -8,6 +8,8 @@ mod read;
 mod runs;
 pub mod schema;
 mod tenants;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use data::PageWrite;
 pub use db::{Backend, Db, DbConfig, SqliteConn, redact_url};

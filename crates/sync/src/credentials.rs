@@ -1,0 +1,1 @@
+//! Connecting a tenant: verify, encrypt, store; re-encrypt under a new key.

@@ -1,0 +1,32 @@
+//! The sync engine's errors: what failed, in the words of the part that failed.
+
+/// What can stop a sync or a credential operation. Never carries a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Options or input that cannot work.
+    #[error("{0}")]
+    Invalid(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] tenantlink_store::Error),
+    /// Microsoft Graph failed in a way that stops the run.
+    #[error(transparent)]
+    Graph(#[from] tenantlink_graph::Error),
+    /// Signing in to Entra ID failed.
+    #[error(transparent)]
+    Identity(#[from] tenantlink_identity::Error),
+    /// Encrypting or decrypting a stored secret failed.
+    #[error(transparent)]
+    Vault(#[from] tenantlink_vault::Error),
+    /// Another run of the same connection and type is alive.
+    #[error("a {sync_type} sync of connection {connection_id} is already running (run {run_id})")]
+    AlreadyRunning {
+        /// The connection.
+        connection_id: String,
+        /// The type.
+        sync_type: String,
+        /// The live run.
+        run_id: String,
+    },
+}

@@ -1,0 +1,6 @@
+#![doc = include_str!("../README.md")]
+
+pub mod credentials;
+mod error;
+
+pub use error::Error;
