@@ -65,6 +65,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             web::delete().to(delete_device),
         )
         .route("/tenants/{tenant}/signIns", web::post().to(create_sign_in))
+        .route("/tenants/{tenant}/churn", web::post().to(churn))
         .route(
             "/tenants/{tenant}/apps/{client_id}/grant",
             web::put().to(set_grant),
@@ -255,6 +256,31 @@ async fn tenant_state(
         }
         None => no_tenant(&path),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChurnRequest {
+    /// Share of objects to change, 0 < fraction <= 1.
+    fraction: f64,
+    #[serde(default)]
+    seed: u64,
+}
+
+/// `POST /_emulator/tenants/{tenant}/churn {"fraction": 0.01, "seed": 7}`: changes that
+/// share of the tenant at once (see [`crate::churn::churn`]) and says what changed.
+async fn churn(
+    state: web::Data<State>,
+    path: web::Path<String>,
+    body: web::Json<ChurnRequest>,
+) -> HttpResponse {
+    if !(body.fraction > 0.0 && body.fraction <= 1.0) {
+        return error(400, "BadRequest", "fraction must be in (0, 1]");
+    }
+    in_tenant(&state, &path, |dir| {
+        let report = crate::churn::churn(dir, body.fraction, body.seed, Utc::now());
+        HttpResponse::Ok().json(report)
+    })
 }
 
 fn blank_user(id: String) -> User {

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![recursion_limit = "256"]
 
+pub mod churn;
 pub mod config;
 mod control;
 mod entra;

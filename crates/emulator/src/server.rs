@@ -224,6 +224,21 @@ impl Emulator {
         })
     }
 
+    /// Changes `fraction` of a tenant's users, groups, memberships and devices at once
+    /// (seeded; see [`crate::churn::churn`]), as `POST /_emulator/tenants/{t}/churn` does.
+    /// `None` when there is no such tenant.
+    pub fn churn(
+        &self,
+        tenant: &str,
+        fraction: f64,
+        seed: u64,
+    ) -> Option<crate::churn::ChurnReport> {
+        let mut world = self.state.write();
+        world
+            .tenant_mut(tenant)
+            .map(|t| crate::churn::churn(&mut t.dir, fraction, seed, chrono::Utc::now()))
+    }
+
     /// Stops the server and waits for it.
     pub fn stop(mut self) {
         self.shutdown();

@@ -240,3 +240,61 @@ async fn minted_tokens_reach_graph_auth() {
         .unwrap();
     assert_eq!(res.headers()["client-request-id"], "abc-123");
 }
+
+#[tokio::test]
+async fn churn_changes_a_share_of_the_tenant_deterministically() {
+    let h = Harness::start();
+    let tenant = h.tenant().to_owned();
+    let before = h.state(&tenant).await;
+    let live = |state: &Value| {
+        state["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|u| u["deletedDateTime"].is_null())
+            .count()
+    };
+    let res = h
+        .client
+        .post(h.url(&format!("/_emulator/tenants/{tenant}/churn")))
+        .json(&json!({"fraction": 0.1, "seed": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let report: Value = res.json().await.unwrap();
+    for key in [
+        "usersUpdated",
+        "usersCreated",
+        "usersSoftDeleted",
+        "usersHardDeleted",
+        "groupsUpdated",
+        "membersAdded",
+        "devicesUpdated",
+    ] {
+        assert!(report[key].as_u64().unwrap() >= 1, "{key}: {report}");
+    }
+    let after = h.state(&tenant).await;
+    let created = report["usersCreated"].as_u64().unwrap() as usize;
+    let gone = (report["usersSoftDeleted"].as_u64().unwrap()
+        + report["usersHardDeleted"].as_u64().unwrap()) as usize;
+    let restored = report["usersRestored"].as_u64().unwrap() as usize;
+    assert_eq!(live(&after), live(&before) + created + restored - gone);
+
+    // The same seed on a fresh emulator makes the same report.
+    let other = Harness::start();
+    let again = other
+        .emulator
+        .churn(other.tenant(), 0.1, 3)
+        .expect("tenant exists");
+    assert_eq!(serde_json::to_value(&again).unwrap(), report);
+
+    let bad = h
+        .client
+        .post(h.url(&format!("/_emulator/tenants/{tenant}/churn")))
+        .json(&json!({"fraction": 2.0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}
