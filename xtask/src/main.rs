@@ -1,5 +1,6 @@
 //! `cargo xtask`: the project's automation. `cargo xtask ci` runs what CI runs.
 
+mod bench_sync;
 mod checks;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,8 @@ usage: cargo xtask <command>
   bench vault        encrypt/decrypt operations per second and key derivation time
   bench emulator     seed time and memory of a 100,000-user tenant; users/s served over loopback
   bench graph        users/s and peak memory listing 100,000 users through the Graph connector
+  bench sync         full and 1%-changed incremental syncs of 10,000 and 100,000 users into
+                     PostgreSQL and SQLite with the real binary: rows/s, wall time, peak memory
 ";
 
 fn main() -> Result<()> {
@@ -34,6 +37,7 @@ fn main() -> Result<()> {
         ["bench", "vault"] => bench(&root, "tenantlink-vault", "vault"),
         ["bench", "emulator"] => bench(&root, "tenantlink-emulator", "emulator"),
         ["bench", "graph"] => bench(&root, "tenantlink-graph", "graph"),
+        ["bench", "sync"] => bench_sync::bench_sync(&root),
         ["help" | "--help" | "-h"] | [] => {
             eprint!("{USAGE}");
             Ok(())

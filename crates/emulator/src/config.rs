@@ -55,13 +55,33 @@ impl TenantSize {
         alerts: 200,
     };
 
-    /// A size by name: `small`, `medium` or `large`.
+    /// `LARGE`'s proportions scaled to `users` users (one group per 10 users, 100 members
+    /// per group, one device per 2 users, one sign-in per user).
+    pub fn users(users: usize) -> Self {
+        let scale = |n: usize| (n * users).div_ceil(Self::LARGE.users).max(1);
+        Self {
+            users,
+            groups: scale(Self::LARGE.groups),
+            members_per_group: Self::LARGE.members_per_group.min(users.max(1)),
+            devices: scale(Self::LARGE.devices),
+            sign_ins: scale(Self::LARGE.sign_ins),
+            directory_audits: scale(Self::LARGE.directory_audits),
+            alerts: scale(Self::LARGE.alerts),
+        }
+    }
+
+    /// A size by name: `small`, `medium` or `large`, or a number of users (`10000`) scaled
+    /// as [`TenantSize::users`] does.
     pub fn named(name: &str) -> Option<Self> {
         match name {
             "small" => Some(Self::SMALL),
             "medium" => Some(Self::MEDIUM),
             "large" => Some(Self::LARGE),
-            _ => None,
+            n => n
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| (1..=1_000_000).contains(&n))
+                .map(Self::users),
         }
     }
 }

@@ -24,7 +24,7 @@ struct Args {
     /// Number of tenants.
     #[arg(long, default_value_t = 2)]
     tenants: usize,
-    /// Tenant size: small, medium or large (100,000 users).
+    /// Tenant size: small, medium, large (100,000 users) or a number of users.
     #[arg(long, default_value = "medium", value_parser = parse_size)]
     size: TenantSize,
     /// Graph throttling: off, realistic or aggressive.
@@ -42,7 +42,9 @@ struct Args {
 }
 
 fn parse_size(s: &str) -> Result<TenantSize, String> {
-    TenantSize::named(s).ok_or_else(|| format!("`{s}` is not small, medium or large"))
+    TenantSize::named(s).ok_or_else(|| {
+        format!("`{s}` is not small, medium, large or a number of users (1 to 1000000)")
+    })
 }
 
 fn parse_throttle(s: &str) -> Result<ThrottleMode, String> {
