@@ -132,7 +132,11 @@ const GROUPS: Spec = Spec {
 
 const MEMBERS: Spec = Spec {
     table: "group_members",
-    columns: &[("group_id", "text"), ("member_id", "text"), ("member_type", "text")],
+    columns: &[
+        ("group_id", "text"),
+        ("member_id", "text"),
+        ("member_type", "text"),
+    ],
     key: 2,
     stamped: true,
     on_conflict: OnConflict::Update,
@@ -262,8 +266,14 @@ fn upsert_sql(spec: &Spec, backend: Backend) -> String {
     let action = if spec.on_conflict == OnConflict::Nothing || updated.is_empty() {
         "DO NOTHING".to_owned()
     } else {
-        let set: Vec<String> = updated.iter().map(|c| format!("{c} = excluded.{c}")).collect();
-        let old: Vec<String> = updated.iter().map(|c| format!("{}.{c}", spec.table)).collect();
+        let set: Vec<String> = updated
+            .iter()
+            .map(|c| format!("{c} = excluded.{c}"))
+            .collect();
+        let old: Vec<String> = updated
+            .iter()
+            .map(|c| format!("{}.{c}", spec.table))
+            .collect();
         let new: Vec<String> = updated.iter().map(|c| format!("excluded.{c}")).collect();
         let differs = match backend {
             Backend::Postgres => "IS DISTINCT FROM",
@@ -343,7 +353,10 @@ fn statements(
     };
     let (p1, p2, p3, p4) = (p(backend, 1), p(backend, 2), p(backend, 3), p(backend, 4));
     // Removals first, so an object deleted and re-created in one page ends present.
-    for (table, ids) in [("users", &page.users_deleted), ("groups", &page.groups_deleted)] {
+    for (table, ids) in [
+        ("users", &page.users_deleted),
+        ("groups", &page.groups_deleted),
+    ] {
         if ids.is_empty() {
             continue;
         }
@@ -582,7 +595,13 @@ mod tests {
         );
         let lite = upsert_sql(&SIGN_INS, Backend::Sqlite);
         assert!(lite.contains("FROM json_each(?3) WHERE true"), "{lite}");
-        assert!(lite.contains("replace(value ->> 'created_at', 'T', ' ')"), "{lite}");
-        assert!(lite.ends_with("ON CONFLICT (connection_id, id) DO NOTHING"), "{lite}");
+        assert!(
+            lite.contains("replace(value ->> 'created_at', 'T', ' ')"),
+            "{lite}"
+        );
+        assert!(
+            lite.ends_with("ON CONFLICT (connection_id, id) DO NOTHING"),
+            "{lite}"
+        );
     }
 }

@@ -213,8 +213,10 @@ impl Db {
                         Ok(conn)
                     })
                 });
-                let manager =
-                    AsyncDieselConnectionManager::<SqliteConn>::new_with_config(url.clone(), manager_config);
+                let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(
+                    url.clone(),
+                    manager_config,
+                );
                 let pool = Pool::builder(manager)
                     .max_size(config.max_connections.min(4))
                     .wait_timeout(Some(config.acquire_timeout))
@@ -277,9 +279,11 @@ impl Db {
         let backend = self.backend();
         let unavailable = |e: diesel::ConnectionError| Error::Unavailable(e.to_string());
         let conn = match backend {
-            Backend::Postgres => {
-                MigrationConn::Postgres(AsyncPgConnection::establish(&url).await.map_err(unavailable)?)
-            }
+            Backend::Postgres => MigrationConn::Postgres(
+                AsyncPgConnection::establish(&url)
+                    .await
+                    .map_err(unavailable)?,
+            ),
             Backend::Sqlite => {
                 MigrationConn::Sqlite(SqliteConn::establish(&url).await.map_err(unavailable)?)
             }
@@ -294,7 +298,8 @@ impl Db {
                 B: diesel::backend::Backend,
                 C: MigrationHarness<B>,
             {
-                let m = |e: Box<dyn std::error::Error + Send + Sync>| Error::Migration(e.to_string());
+                let m =
+                    |e: Box<dyn std::error::Error + Send + Sync>| Error::Migration(e.to_string());
                 if apply {
                     Ok(harness
                         .run_pending_migrations(source)

@@ -98,7 +98,10 @@ impl std::fmt::Debug for Connection {
             .field("auth_kind", &self.auth_kind)
             .field(
                 "secret_ciphertext",
-                &self.secret_ciphertext.as_ref().map(|c| format!("<{} bytes>", c.len())),
+                &self
+                    .secret_ciphertext
+                    .as_ref()
+                    .map(|c| format!("<{} bytes>", c.len())),
             )
             .field("secret_key_id", &self.secret_key_id)
             .field("secret_expires_at", &self.secret_expires_at)
@@ -133,7 +136,10 @@ impl std::fmt::Debug for DelegatedToken {
         f.debug_struct("DelegatedToken")
             .field("connection_id", &self.connection_id)
             .field("principal", &self.principal)
-            .field("token_ciphertext", &format!("<{} bytes>", self.token_ciphertext.len()))
+            .field(
+                "token_ciphertext",
+                &format!("<{} bytes>", self.token_ciphertext.len()),
+            )
             .field("key_id", &self.key_id)
             .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()

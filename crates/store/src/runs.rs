@@ -59,7 +59,10 @@ impl Db {
     pub async fn update_run(&self, id: &str, report: &str) -> Result<(), Error> {
         let mut conn = self.conn().await?;
         with_conn!(&mut conn, |c| diesel::update(sync_runs::table.find(id))
-            .set((sync_runs::report.eq(report), sync_runs::updated_at.eq(now())))
+            .set((
+                sync_runs::report.eq(report),
+                sync_runs::updated_at.eq(now())
+            ))
             .execute(c)
             .await?);
         Ok(())
@@ -114,7 +117,11 @@ impl Db {
     }
 
     /// The cursor of one resource of a connection, if it was ever synced.
-    pub async fn cursor(&self, connection_id: &str, resource: &str) -> Result<Option<Cursor>, Error> {
+    pub async fn cursor(
+        &self,
+        connection_id: &str,
+        resource: &str,
+    ) -> Result<Option<Cursor>, Error> {
         let mut conn = self.conn().await?;
         Ok(with_conn!(&mut conn, |c| sync_cursors::table
             .find((connection_id, resource))

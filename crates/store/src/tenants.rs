@@ -330,7 +330,10 @@ impl Db {
     }
 
     /// The delegated tokens of a connection.
-    pub async fn delegated_tokens(&self, connection_id: &str) -> Result<Vec<DelegatedToken>, Error> {
+    pub async fn delegated_tokens(
+        &self,
+        connection_id: &str,
+    ) -> Result<Vec<DelegatedToken>, Error> {
         let mut conn = self.conn().await?;
         Ok(with_conn!(&mut conn, |c| delegated_tokens::table
             .filter(delegated_tokens::connection_id.eq(connection_id))
@@ -405,11 +408,14 @@ impl Db {
                 })
             })
             .collect();
-        out.extend(b.into_iter().map(|(id, principal, key_id, ciphertext)| StoredSecret {
-            at: SecretRef::DelegatedToken(id, principal),
-            key_id,
-            ciphertext,
-        }));
+        out.extend(
+            b.into_iter()
+                .map(|(id, principal, key_id, ciphertext)| StoredSecret {
+                    at: SecretRef::DelegatedToken(id, principal),
+                    key_id,
+                    ciphertext,
+                }),
+        );
         out.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         Ok(out)
     }

@@ -21,7 +21,9 @@ enum Cleanup {
 
 impl std::fmt::Debug for TestDb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestDb").field("backend", &self.db.backend()).finish()
+        f.debug_struct("TestDb")
+            .field("backend", &self.db.backend())
+            .finish()
     }
 }
 
@@ -35,7 +37,9 @@ impl TestDb {
         let dir = std::env::temp_dir().join(format!("tenantlink-test-{}", unique()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let url = format!("sqlite://{}", dir.join("test.db").display());
-        let db = Db::connect(&DbConfig::new(url.clone())).await.expect("open SQLite");
+        let db = Db::connect(&DbConfig::new(url.clone()))
+            .await
+            .expect("open SQLite");
         db.migrate().await.expect("migrate SQLite");
         Self {
             db,
@@ -72,7 +76,9 @@ impl TestDb {
             .rsplit_once('/')
             .expect("TENANTLINK_TEST_DATABASE_URL names a database");
         let url = format!("{base}/{name}");
-        let db = Db::connect(&DbConfig::new(url.clone())).await.expect("open test database");
+        let db = Db::connect(&DbConfig::new(url.clone()))
+            .await
+            .expect("open test database");
         db.migrate().await.expect("migrate PostgreSQL");
         Some(Self {
             db,
@@ -116,7 +122,9 @@ impl Drop for TestDb {
                         .await
                         {
                             let _ = admin
-                                .execute_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute_admin(&format!(
+                                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                                ))
                                 .await;
                         }
                     });

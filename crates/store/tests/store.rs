@@ -1,0 +1,384 @@
+//! The store on both backends (SQLite always; PostgreSQL when TENANTLINK_TEST_DATABASE_URL
+//! is set, as CI does), each test on its own fresh database.
+
+use chrono::NaiveDateTime;
+use tenantlink_store::testing::TestDb;
+use tenantlink_store::*;
+
+fn now() -> NaiveDateTime {
+    chrono::Utc::now().naive_utc()
+}
+
+async fn connection(db: &Db, org: &str, tenant: &str) -> (Organization, Connection) {
+    let org = match db.organization_by_name(org).await.unwrap() {
+        Some(o) => o,
+        None => db.create_organization(org).await.unwrap(),
+    };
+    let conn = db
+        .create_connection(NewConnection {
+            organization_id: org.id.clone(),
+            tenant_id: tenant.into(),
+            client_id: "app".into(),
+            auth_kind: AuthKind::ClientSecret,
+            secret: Some((format!("ciphertext-{tenant}").into_bytes(), "key-a".into())),
+            secret_expires_at: None,
+            granted_permissions: vec!["User.Read.All".into()],
+            missing_permissions: vec!["AuditLog.Read.All".into()],
+        })
+        .await
+        .unwrap();
+    (org, conn)
+}
+
+fn cursor(conn: &Connection, resource: &str, round: i64) -> Cursor {
+    Cursor {
+        connection_id: conn.id.clone(),
+        resource: resource.into(),
+        round,
+        full_round: true,
+        run_id: None,
+        next_link: Some("https://graph.example/v1.0/users/delta?$skiptoken=SECRET".into()),
+        delta_link: None,
+        time_cursor: None,
+        round_started_at: Some(now()),
+        pages: 1,
+        rows_written: 0,
+        updated_at: now(),
+    }
+}
+
+fn user(id: &str, name: &str) -> UserRow {
+    UserRow {
+        id: id.into(),
+        display_name: Some(name.into()),
+        user_principal_name: Some(format!("{id}@contoso.test")),
+        account_enabled: Some(true),
+        created_at: Some(now()),
+        ..UserRow::default()
+    }
+}
+
+fn group(id: &str) -> GroupRow {
+    GroupRow {
+        id: id.into(),
+        display_name: Some(id.to_uppercase()),
+        kind: "security".into(),
+        group_types: String::new(),
+        security_enabled: Some(true),
+        mail_enabled: Some(false),
+        ..GroupRow::default()
+    }
+}
+
+fn edge(g: &str, m: &str, t: &str) -> MemberRow {
+    MemberRow {
+        group_id: g.into(),
+        member_id: m.into(),
+        member_type: t.into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_upsert_delete_and_sweep_on_both_backends() {
+    for t in TestDb::all().await {
+        let db = &t.db;
+        assert!(db.pending_migrations().await.unwrap().is_empty());
+        assert!(
+            db.migrate().await.unwrap().is_empty(),
+            "migrations run twice"
+        );
+        let (_, conn) = connection(db, "org", "t1").await;
+        let c1 = cursor(&conn, "users", 1);
+        let mut page = PageWrite {
+            users: vec![user("u1", "Ann"), user("u2", "Bob"), user("u3", "Cy")],
+            groups: vec![group("g1"), group("g2")],
+            members_added: vec![
+                edge("g1", "u1", "user"),
+                edge("g1", "g2", "group"),
+                edge("g2", "u2", "user"),
+                edge("g2", "g1", "group"),
+            ],
+            ..PageWrite::default()
+        };
+        let written = db.write_page(&page, &c1, now()).await.unwrap();
+        assert_eq!(written, 9, "{:?}", t.backend());
+        let stored = db.cursor(&conn.id, "users").await.unwrap().unwrap();
+        assert_eq!((stored.round, &stored.next_link), (1, &c1.next_link));
+        // The same page again: nothing changes on PostgreSQL (unchanged rows not rewritten).
+        let again = db.write_page(&page, &c1, now()).await.unwrap();
+        if t.backend() == Backend::Postgres {
+            assert_eq!(again, 0);
+        }
+        // Cycles are safe; nested membership resolves both ways.
+        assert_eq!(
+            db.transitive_members(&conn.id, "g1").await.unwrap(),
+            vec!["g1", "g2", "u1", "u2"]
+        );
+        assert_eq!(
+            db.transitive_groups(&conn.id, "u2").await.unwrap(),
+            vec!["g1", "g2"]
+        );
+        // Update, soft delete, hard delete (edges go with it), edge removal.
+        page = PageWrite {
+            users: vec![user("u1", "Ann Updated")],
+            users_soft_deleted: vec!["u2".into()],
+            users_deleted: vec!["u3".into()],
+            members_removed: vec![("g2".into(), "g1".into())],
+            sign_in_activity: vec![SignInActivityRow {
+                id: "u1".into(),
+                last_sign_in_at: Some(now()),
+                last_non_interactive_sign_in_at: None,
+            }],
+            ..PageWrite::default()
+        };
+        db.write_page(&page, &c1, now()).await.unwrap();
+        let users = db.users(&conn.id).await.unwrap();
+        assert_eq!(users.len(), 2);
+        assert_eq!(users[0].display_name.as_deref(), Some("Ann Updated"));
+        assert!(users[0].last_sign_in_at.is_some());
+        assert!(users[1].deleted_at.is_some(), "u2 soft-deleted");
+        // A later upsert of the user (restore) keeps its sign-in activity and clears deleted_at.
+        let restore = PageWrite {
+            users: vec![user("u2", "Bob")],
+            ..PageWrite::default()
+        };
+        db.write_page(&restore, &c1, now()).await.unwrap();
+        assert!(db.user(&conn.id, "u2").await.unwrap().deleted_at.is_none());
+        assert_eq!(
+            db.transitive_members(&conn.id, "g1").await.unwrap(),
+            vec!["g2", "u1", "u2"]
+        );
+        // A full round 2 that saw only u1 and g1 sweeps the rest.
+        let c2 = cursor(&conn, "users", 2);
+        db.write_page(
+            &PageWrite {
+                users: vec![user("u1", "Ann Updated")],
+                ..PageWrite::default()
+            },
+            &c2,
+            now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            db.finish_full_round(&c2).await.unwrap(),
+            2,
+            "u2 and its edge"
+        );
+        assert_eq!(db.users(&conn.id).await.unwrap().len(), 1);
+        let g2 = cursor(&conn, "groups", 2);
+        db.write_page(
+            &PageWrite {
+                groups: vec![group("g1")],
+                members_added: vec![edge("g1", "u1", "user")],
+                ..PageWrite::default()
+            },
+            &g2,
+            now(),
+        )
+        .await
+        .unwrap();
+        db.finish_full_round(&g2).await.unwrap();
+        assert_eq!(db.groups(&conn.id).await.unwrap().len(), 1);
+        assert_eq!(
+            db.group_members(&conn.id).await.unwrap(),
+            vec![edge("g1", "u1", "user")]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_never_reads_anothers_rows() {
+    for t in TestDb::all().await {
+        let db = &t.db;
+        let (org_a, a) = connection(db, "a", "ta").await;
+        let (org_b, b) = connection(db, "b", "tb").await;
+        for (conn, id) in [(&a, "ua"), (&b, "ub")] {
+            let page = PageWrite {
+                users: vec![user(id, id)],
+                groups: vec![group("shared-id")],
+                members_added: vec![edge("shared-id", id, "user")],
+                sign_ins: vec![SignInRow {
+                    id: format!("s-{id}"),
+                    created_at: now(),
+                    user_id: Some(id.into()),
+                    user_principal_name: None,
+                    app_display_name: None,
+                    ip_address: None,
+                    status_code: Some(0),
+                    raw: "{}".into(),
+                }],
+                ..PageWrite::default()
+            };
+            db.write_page(&page, &cursor(conn, "users", 1), now())
+                .await
+                .unwrap();
+        }
+        assert_eq!(db.users(&a.id).await.unwrap()[0].id, "ua");
+        assert_eq!(
+            db.transitive_members(&a.id, "shared-id").await.unwrap(),
+            vec!["ua"]
+        );
+        assert_eq!(db.sign_ins(&b.id).await.unwrap().len(), 1);
+        assert!(matches!(
+            db.user(&a.id, "ub").await,
+            Err(Error::NotFound { .. })
+        ));
+        // Organization scoping: b's connection is not found through a.
+        assert!(matches!(
+            db.connection(&org_a.id, &b.id).await,
+            Err(Error::NotFound { .. })
+        ));
+        assert!(db.connection(&org_b.id, &b.id).await.is_ok());
+        let run = db.create_run(&b.id, "full").await.unwrap();
+        assert!(matches!(
+            db.run(&org_a.id, &run.id).await,
+            Err(Error::NotFound { .. })
+        ));
+        assert_eq!(db.run(&org_b.id, &run.id).await.unwrap().status, "running");
+        assert!(matches!(
+            db.delete_connection(&org_a.id, &b.id).await,
+            Err(Error::NotFound { .. })
+        ));
+        // Deleting b takes its data and leaves a's.
+        db.delete_connection(&org_b.id, &b.id).await.unwrap();
+        assert_eq!(db.counts(&b.id).await.unwrap(), Counts::default());
+        assert_eq!(db.counts(&a.id).await.unwrap().users, 1);
+        assert!(db.runs(&b.id, 10).await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_replaced_only_if_unchanged() {
+    for t in TestDb::all().await {
+        let db = &t.db;
+        let (_, conn) = connection(db, "org", "t1").await;
+        db.put_delegated_token(&DelegatedToken {
+            connection_id: conn.id.clone(),
+            principal: "user@contoso.test".into(),
+            token_ciphertext: b"token-a".to_vec(),
+            key_id: "key-a".into(),
+            expires_at: None,
+            updated_at: now(),
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            db.secrets_per_key().await.unwrap(),
+            vec![("key-a".into(), 2)]
+        );
+        let stale = db.secrets_not_under("key-b", 10).await.unwrap();
+        assert_eq!(stale.len(), 2);
+        assert!(
+            !format!("{stale:?}").contains("ciphertext-t1"),
+            "Debug shows ciphertext"
+        );
+        // Someone rotates the connection's secret meanwhile: the stale swap is refused.
+        db.set_connection_secret(
+            &conn.organization_id,
+            &conn.id,
+            b"fresh".to_vec(),
+            "key-b",
+            None,
+        )
+        .await
+        .unwrap();
+        let conn_secret = stale
+            .iter()
+            .find(|s| matches!(s.at, SecretRef::Connection(_)))
+            .unwrap();
+        assert!(
+            !db.replace_secret(conn_secret, b"x".to_vec(), "key-b")
+                .await
+                .unwrap()
+        );
+        let token = stale
+            .iter()
+            .find(|s| matches!(s.at, SecretRef::DelegatedToken(..)))
+            .unwrap();
+        assert!(
+            db.replace_secret(token, b"token-b".to_vec(), "key-b")
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            db.secrets_per_key().await.unwrap(),
+            vec![("key-b".into(), 2)]
+        );
+        assert!(db.secrets_not_under("key-b", 10).await.unwrap().is_empty());
+        let stored = db
+            .connection(&conn.organization_id, &conn.id)
+            .await
+            .unwrap();
+        assert_eq!(stored.secret_ciphertext.as_deref(), Some(&b"fresh"[..]));
+        assert!(!format!("{stored:?}").contains("fresh"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_without_damage() {
+    for t in TestDb::all().await {
+        let db = &t.db;
+        let (org, conn) = connection(db, "org", "t1").await;
+        assert!(matches!(
+            db.create_organization("org").await,
+            Err(Error::Conflict(_))
+        ));
+        let dup = db
+            .create_connection(NewConnection {
+                organization_id: org.id.clone(),
+                tenant_id: "t1".into(),
+                client_id: "app".into(),
+                auth_kind: AuthKind::ClientSecret,
+                secret: None,
+                secret_expires_at: None,
+                granted_permissions: vec![],
+                missing_permissions: vec![],
+            })
+            .await;
+        assert!(matches!(dup, Err(Error::Conflict(_))), "{dup:?}");
+        // A page that fails (a row for a connection that does not exist) changes nothing,
+        // not even the cursor.
+        let mut ghost = cursor(&conn, "users", 1);
+        ghost.connection_id = "no-such-connection".into();
+        let page = PageWrite {
+            users: vec![user("u1", "Ann")],
+            ..PageWrite::default()
+        };
+        assert!(db.write_page(&page, &ghost, now()).await.is_err());
+        assert!(
+            db.cursor("no-such-connection", "users")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(db.counts(&conn.id).await.unwrap(), Counts::default());
+    }
+    for bad in ["mysql://x/y", "", "sqlite://", "/tmp/no-extension"] {
+        assert!(DbConfig::new(bad).validate().is_err(), "{bad}");
+    }
+    assert_eq!(
+        redact_url("postgres://app:hunter2@db:5432/x"),
+        "postgres://app:***@db:5432/x"
+    );
+    assert!(!format!("{:?}", DbConfig::new("postgres://app:hunter2@db/x")).contains("hunter2"));
+    let debug = format!("{:?}", cursor_debug_sample());
+    assert!(!debug.contains("SECRET"), "{debug}");
+}
+
+fn cursor_debug_sample() -> Cursor {
+    Cursor {
+        connection_id: "c".into(),
+        resource: "users".into(),
+        round: 1,
+        full_round: false,
+        run_id: None,
+        next_link: Some("https://g/v1.0/users/delta?$skiptoken=SECRET".into()),
+        delta_link: Some("https://g/v1.0/users/delta?$deltatoken=SECRET".into()),
+        time_cursor: None,
+        round_started_at: None,
+        pages: 0,
+        rows_written: 0,
+        updated_at: now(),
+    }
+}
