@@ -19,6 +19,58 @@ pub(crate) enum Command {
     /// CREDENTIAL_ENCRYPTION_KEY_PREVIOUS (comma-separated older keys that still decrypt).
     #[command(subcommand)]
     Vault(VaultCommand),
+    /// Apply pending database migrations (DATABASE_URL; SQLite `tenantlink.db` by default).
+    Migrate,
+    /// Connect a Microsoft tenant: verify the app's credentials with Entra ID, report the
+    /// permissions it lacks, and store the secret encrypted.
+    ///
+    /// The client secret is read from stdin, or asked for at a prompt; never pass it as an
+    /// argument.
+    Connect {
+        /// The tenant (directory) id.
+        #[arg(long)]
+        tenant_id: String,
+        /// The app registration's client (application) id.
+        #[arg(long)]
+        client_id: String,
+        /// The organization that owns the connection (created if new).
+        #[arg(long, default_value = "default")]
+        organization: String,
+        /// When the secret expires (YYYY-MM-DD), to warn before it does.
+        #[arg(long, value_name = "DATE")]
+        secret_expires: Option<chrono::NaiveDate>,
+    },
+    /// Sync connected tenants into the database, with progress and a summary.
+    ///
+    /// Exit status: 0 complete, 2 partial (stored and marked; the summary says what is
+    /// missing), 1 failed.
+    Sync {
+        /// full, incremental, users, groups, devices or audit.
+        #[arg(long = "type", default_value = "incremental", value_parser = parse_sync_type)]
+        sync_type: tenantlink_sync::SyncType,
+        /// Only this connection (default: every connection).
+        #[arg(long)]
+        connection: Option<String>,
+        /// Run the whole job offline: the emulator in-process with a seeded tenant, an SQLite
+        /// file, a connected tenant, a full sync and an incremental one.
+        #[arg(long, conflicts_with_all = ["connection", "sync_type"])]
+        demo: bool,
+        /// Print each run's report as one JSON line instead of bars and a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show connections, what is synced and the last run of each.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_sync_type(value: &str) -> Result<tenantlink_sync::SyncType, String> {
+    value
+        .parse()
+        .map_err(|e: tenantlink_sync::Error| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -46,4 +98,11 @@ pub(crate) enum VaultCommand {
     /// Check round trip, tamper detection, TTL, rotation and derivation with the
     /// configured keys.
     SelfTest,
+    /// Re-encrypt every stored secret and token under the primary key (in batches; safe
+    /// while syncs run), then report how many rows each key still protects.
+    Rewrap {
+        /// Rows per batch.
+        #[arg(long, default_value_t = 100)]
+        batch: i64,
+    },
 }

@@ -13,6 +13,88 @@ pub(crate) const PREVIOUS_VAR: &str = "CREDENTIAL_ENCRYPTION_KEY_PREVIOUS";
 /// PBKDF2 iterations for passphrases (default and minimum 100000).
 pub(crate) const ITERATIONS_VAR: &str = "CREDENTIAL_ENCRYPTION_ITERATIONS";
 
+/// Where the database is: `postgres://…` or `sqlite://path`.
+pub(crate) const DATABASE_VAR: &str = "DATABASE_URL";
+/// The embedded default when `DATABASE_URL` is unset.
+pub(crate) const DEFAULT_DATABASE_URL: &str = "sqlite://tenantlink.db";
+/// Which Microsoft cloud: `public` (default), `usgov`, `china`, or the https URL of a
+/// tenantlink emulator.
+pub(crate) const CLOUD_VAR: &str = "TENANTLINK_CLOUD";
+/// Extra CA certificates (PEM file) to trust, e.g. the emulator's or a proxy's.
+pub(crate) const CA_FILE_VAR: &str = "TENANTLINK_CA_FILE";
+
+/// The database configuration from `DATABASE_URL` (SQLite in the working directory when
+/// unset).
+pub(crate) fn database_from_env() -> anyhow::Result<tenantlink_store::DbConfig> {
+    database_from(|name| std::env::var(name).ok())
+}
+
+fn database_from(
+    get: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<tenantlink_store::DbConfig> {
+    let url = get(DATABASE_VAR)
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+    let config = tenantlink_store::DbConfig::new(url);
+    config
+        .validate()
+        .with_context(|| format!("{DATABASE_VAR} is not usable"))?;
+    Ok(config)
+}
+
+/// Which Microsoft cloud to talk to, and how.
+#[derive(Debug, Clone)]
+pub(crate) struct CloudSettings {
+    /// Entra ID endpoints.
+    pub(crate) cloud: tenantlink_identity::Cloud,
+    /// Microsoft Graph's base URL (with `/v1.0`).
+    pub(crate) graph_url: String,
+    /// Graph's token audience.
+    pub(crate) graph_audience: String,
+    /// Extra root certificates (PEM).
+    pub(crate) root_certificates_pem: Vec<String>,
+}
+
+/// Reads `TENANTLINK_CLOUD` and `TENANTLINK_CA_FILE`.
+pub(crate) fn cloud_from_env() -> anyhow::Result<CloudSettings> {
+    cloud_from(|name| std::env::var(name).ok())
+}
+
+fn cloud_from(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<CloudSettings> {
+    use tenantlink_identity::Cloud;
+    let value = get(CLOUD_VAR).unwrap_or_default();
+    let value = value.trim();
+    let cloud = match value.to_ascii_lowercase().as_str() {
+        "" | "public" => Cloud::Public,
+        "usgov" | "usgovernment" => Cloud::UsGovernment,
+        "china" => Cloud::China,
+        _ if value.starts_with("https://") => Cloud::Custom {
+            base_url: value.trim_end_matches('/').to_owned(),
+        },
+        _ => bail!(
+            "{CLOUD_VAR} must be public, usgov, china or the https:// URL of a tenantlink emulator (got {value:?})"
+        ),
+    };
+    let endpoints = cloud.config();
+    let graph_url = format!("{}/v1.0", endpoints.graph_endpoint);
+    let graph_audience = endpoints.graph_audience;
+    let mut root_certificates_pem = Vec::new();
+    if let Some(path) = get(CA_FILE_VAR).filter(|v| !v.trim().is_empty()) {
+        let pem = std::fs::read_to_string(path.trim())
+            .with_context(|| format!("{CA_FILE_VAR}: cannot read {path}"))?;
+        if !pem.contains("-----BEGIN CERTIFICATE-----") {
+            bail!("{CA_FILE_VAR}: {path} holds no PEM certificate");
+        }
+        root_certificates_pem.push(pem);
+    }
+    Ok(CloudSettings {
+        cloud,
+        graph_url,
+        graph_audience,
+        root_certificates_pem,
+    })
+}
+
 /// Reads the vault's configuration from the environment and validates it.
 pub(crate) fn vault_from_env() -> anyhow::Result<VaultConfig> {
     vault_from(|name| std::env::var(name).ok())
@@ -60,6 +142,28 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         vault_from(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn database_defaults_to_sqlite_and_rejects_other_schemes() {
+        let config = database_from(|_| None).unwrap();
+        assert_eq!(config.url, DEFAULT_DATABASE_URL);
+        let err = database_from(|_| Some("mysql://root:hunter2@db/x".into())).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains(DATABASE_VAR) && !text.contains("hunter2"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn cloud_names_and_emulator_urls() {
+        let public = cloud_from(|_| None).unwrap();
+        assert_eq!(public.graph_url, "https://graph.microsoft.com/v1.0");
+        let emulator =
+            cloud_from(|n| (n == CLOUD_VAR).then(|| "https://127.0.0.1:8443/".into())).unwrap();
+        assert_eq!(emulator.graph_url, "https://127.0.0.1:8443/v1.0");
+        assert!(cloud_from(|n| (n == CLOUD_VAR).then(|| "mars".into())).is_err());
     }
 
     #[test]

@@ -5,10 +5,10 @@
 
 use chrono::NaiveDateTime;
 use diesel::sql_types::{BigInt, Text, Timestamp};
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use serde::Serialize;
 
-use crate::db::{Backend, with_conn};
+use crate::db::{Backend, write_transaction};
 use crate::models::{
     AlertRow, AuditRow, Cursor, DeviceRow, GroupRow, MemberRow, SignInActivityRow, SignInRow,
     UserRow,
@@ -361,13 +361,13 @@ fn statements(
             continue;
         }
         let set = ids_in(backend, &p2);
-        list(
-            &mut out,
-            format!(
-                "DELETE FROM group_members WHERE connection_id = {p1} AND (member_id IN {set} OR group_id IN {set})"
-            ),
-            ids,
-        )?;
+        for side in ["member_id", "group_id"] {
+            list(
+                &mut out,
+                format!("DELETE FROM group_members WHERE connection_id = {p1} AND {side} IN {set}"),
+                ids,
+            )?;
+        }
         list(
             &mut out,
             format!("DELETE FROM {table} WHERE connection_id = {p1} AND id IN {set}"),
@@ -401,9 +401,11 @@ fn statements(
                 "DELETE FROM group_members AS m USING json_array_elements({p2}::json) AS x \
                  WHERE m.connection_id = {p1} AND m.group_id = x ->> 0 AND m.member_id = x ->> 1"
             ),
+            // Through the primary key, one edge at a time (a row-value IN would scan).
             Backend::Sqlite => format!(
-                "DELETE FROM group_members WHERE connection_id = {p1} AND (group_id, member_id) IN \
-                 (SELECT value ->> 0, value ->> 1 FROM json_each({p2}))"
+                "DELETE FROM group_members WHERE rowid IN (SELECT m.rowid FROM json_each({p2}) AS j \
+                 JOIN group_members AS m ON m.connection_id = {p1} \
+                 AND m.group_id = j.value ->> 0 AND m.member_id = j.value ->> 1)"
             ),
         };
         out.push(Statement {
@@ -432,13 +434,16 @@ fn statements(
                  (u.last_sign_in_at, u.last_non_interactive_sign_in_at) IS DISTINCT FROM \
                  (x.last_sign_in_at, x.last_non_interactive_sign_in_at)"
             ),
+            // Correlated lookups of each updated user (found by primary key); an UPDATE ...
+            // FROM a JSON table would compare every user with every entry.
             Backend::Sqlite => format!(
-                "UPDATE users SET last_sign_in_at = x.a, last_non_interactive_sign_in_at = x.b \
-                 FROM (SELECT value ->> 'id' AS id, \
-                 replace(value ->> 'last_sign_in_at', 'T', ' ') AS a, \
-                 replace(value ->> 'last_non_interactive_sign_in_at', 'T', ' ') AS b \
-                 FROM json_each({p2})) AS x \
-                 WHERE users.connection_id = {p1} AND users.id = x.id"
+                "UPDATE users SET \
+                 last_sign_in_at = (SELECT replace(j.value ->> 'last_sign_in_at', 'T', ' ') \
+                   FROM json_each({p2}) AS j WHERE j.value ->> 'id' = users.id), \
+                 last_non_interactive_sign_in_at = (SELECT \
+                   replace(j.value ->> 'last_non_interactive_sign_in_at', 'T', ' ') \
+                   FROM json_each({p2}) AS j WHERE j.value ->> 'id' = users.id) \
+                 WHERE connection_id = {p1} AND id IN (SELECT value ->> 'id' FROM json_each({p2}))"
             ),
         };
         out.push(Statement {
@@ -510,21 +515,19 @@ impl Db {
     ) -> Result<usize, Error> {
         let statements = statements(self.backend(), page, cursor.round, at)?;
         let cursor = cursor.clone();
+        let _writer = self.writer().await;
         let mut conn = self.conn().await?;
-        with_conn!(&mut conn, |c| {
-            c.transaction(async move |c| {
-                let id = cursor.connection_id.clone();
-                let n = run_statements!(&mut *c, &id, &statements);
-                diesel::insert_into(sync_cursors::table)
-                    .values(&cursor)
-                    .on_conflict((sync_cursors::connection_id, sync_cursors::resource))
-                    .do_update()
-                    .set(&cursor)
-                    .execute(c)
-                    .await?;
-                Ok::<_, Error>(n)
-            })
-            .await
+        write_transaction!(&mut conn, async move |c| {
+            let id = cursor.connection_id.clone();
+            let n = run_statements!(&mut *c, &id, &statements);
+            diesel::insert_into(sync_cursors::table)
+                .values(&cursor)
+                .on_conflict((sync_cursors::connection_id, sync_cursors::resource))
+                .do_update()
+                .set(&cursor)
+                .execute(c)
+                .await?;
+            Ok::<_, Error>(n)
         })
     }
 
@@ -535,44 +538,42 @@ impl Db {
         let tables = sweep_tables(&cursor.resource);
         let backend = self.backend();
         let cursor = cursor.clone();
+        let _writer = self.writer().await;
         let mut conn = self.conn().await?;
-        with_conn!(&mut conn, |c| {
-            c.transaction(async move |c| {
-                let mut n = 0;
-                for table in tables {
-                    let sql = format!(
-                        "DELETE FROM {table} WHERE connection_id = {} AND seen_round <> {}",
-                        p(backend, 1),
-                        p(backend, 2)
-                    );
-                    n += diesel::sql_query(sql)
-                        .bind::<Text, _>(&cursor.connection_id)
-                        .bind::<BigInt, _>(cursor.round)
-                        .execute(c)
-                        .await?;
-                }
-                if cursor.resource == "users" {
-                    // Edges to users that are gone.
-                    let sql = format!(
-                        "DELETE FROM group_members WHERE connection_id = {p1} AND member_type = 'user' \
-                         AND member_id NOT IN (SELECT id FROM users WHERE connection_id = {p1})",
-                        p1 = p(backend, 1)
-                    );
-                    n += diesel::sql_query(sql)
-                        .bind::<Text, _>(&cursor.connection_id)
-                        .execute(c)
-                        .await?;
-                }
-                diesel::insert_into(sync_cursors::table)
-                    .values(&cursor)
-                    .on_conflict((sync_cursors::connection_id, sync_cursors::resource))
-                    .do_update()
-                    .set(&cursor)
+        write_transaction!(&mut conn, async move |c| {
+            let mut n = 0;
+            for table in tables {
+                let sql = format!(
+                    "DELETE FROM {table} WHERE connection_id = {} AND seen_round <> {}",
+                    p(backend, 1),
+                    p(backend, 2)
+                );
+                n += diesel::sql_query(sql)
+                    .bind::<Text, _>(&cursor.connection_id)
+                    .bind::<BigInt, _>(cursor.round)
                     .execute(c)
                     .await?;
-                Ok::<_, Error>(n)
-            })
-            .await
+            }
+            if cursor.resource == "users" {
+                // Edges to users that are gone.
+                let sql = format!(
+                    "DELETE FROM group_members WHERE connection_id = {p1} AND member_type = 'user' \
+                         AND member_id NOT IN (SELECT id FROM users WHERE connection_id = {p1})",
+                    p1 = p(backend, 1)
+                );
+                n += diesel::sql_query(sql)
+                    .bind::<Text, _>(&cursor.connection_id)
+                    .execute(c)
+                    .await?;
+            }
+            diesel::insert_into(sync_cursors::table)
+                .values(&cursor)
+                .on_conflict((sync_cursors::connection_id, sync_cursors::resource))
+                .do_update()
+                .set(&cursor)
+                .execute(c)
+                .await?;
+            Ok::<_, Error>(n)
         })
     }
 }

@@ -126,6 +126,9 @@ fn parse_url(url: &str) -> Result<(Backend, String), Error> {
 #[derive(Clone)]
 pub struct Db {
     pools: Pools,
+    /// SQLite write transactions of this process take turns here, first come first served:
+    /// SQLite's own busy wait polls, so a busy writer could starve the others.
+    sqlite_writer: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// The URL the pool connects to (kept for migrations, which need an owned connection).
     url: std::sync::Arc<str>,
 }
@@ -173,6 +176,25 @@ macro_rules! with_conn {
 }
 pub(crate) use with_conn;
 
+/// Runs `$body` in a write transaction on either backend: `BEGIN` on PostgreSQL,
+/// `BEGIN IMMEDIATE` on SQLite (a deferred transaction that later writes can fail with
+/// "database is locked" instead of waiting for the other writer).
+macro_rules! write_transaction {
+    ($conn_src:expr, async move |$c:ident| $body:expr) => {
+        match $conn_src {
+            $crate::db::Conn::Postgres(conn) => {
+                let conn: &mut ::diesel_async::AsyncPgConnection = &mut *conn;
+                ::diesel_async::AsyncConnection::transaction(conn, async move |$c| $body).await
+            }
+            $crate::db::Conn::Sqlite(conn) => {
+                let conn: &mut $crate::db::SqliteConn = &mut *conn;
+                conn.immediate_transaction(async move |$c| $body).await
+            }
+        }
+    };
+}
+pub(crate) use write_transaction;
+
 impl Db {
     /// Opens a pool for `config.url` (creating the SQLite file if needed) and checks one
     /// connection works.
@@ -205,8 +227,10 @@ impl Db {
                     Box::pin(async move {
                         let mut conn = SqliteConn::establish(&url).await?;
                         conn.batch_execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000;",
+                            // busy_timeout first: even switching to WAL (a no-op once
+                            // the file is in WAL mode) must wait for a writer, not fail.
+                            "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; \
+                             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                         )
                         .await
                         .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
@@ -228,6 +252,7 @@ impl Db {
         };
         let db = Self {
             pools,
+            sqlite_writer: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             url: url.into(),
         };
         db.ping().await?;
@@ -239,6 +264,14 @@ impl Db {
         match self.pools {
             Pools::Postgres(_) => Backend::Postgres,
             Pools::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Waits for this process's turn to write (SQLite only; PostgreSQL has row locks).
+    pub(crate) async fn writer(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.pools {
+            Pools::Sqlite(_) => Some(self.sqlite_writer.lock().await),
+            Pools::Postgres(_) => None,
         }
     }
 

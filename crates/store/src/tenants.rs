@@ -3,9 +3,9 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 
-use crate::db::with_conn;
+use crate::db::{with_conn, write_transaction};
 use crate::models::{Connection, DelegatedToken, Organization};
 use crate::schema::{connections, delegated_tokens, organizations};
 use crate::{Db, Error};
@@ -275,33 +275,32 @@ impl Db {
     /// Deletes a connection with its credentials, tokens, runs, cursors and synced data.
     pub async fn delete_connection(&self, organization_id: &str, id: &str) -> Result<(), Error> {
         let backend = self.backend();
+        let _writer = self.writer().await;
         let mut conn = self.conn().await?;
-        let n = with_conn!(&mut conn, |c| c
-            .transaction(async |c| {
-                // Data tables first: on SQLite, foreign keys cascade too, but explicit
-                // deletes keep both backends alike and fast.
-                for table in crate::DATA_TABLES {
-                    diesel::sql_query(format!(
-                        "DELETE FROM {table} WHERE connection_id IN (SELECT id FROM connections \
+        let n = write_transaction!(&mut conn, async move |c| {
+            // Data tables first: on SQLite, foreign keys cascade too, but explicit
+            // deletes keep both backends alike and fast.
+            for table in crate::DATA_TABLES {
+                diesel::sql_query(format!(
+                    "DELETE FROM {table} WHERE connection_id IN (SELECT id FROM connections \
                          WHERE id = {} AND organization_id = {})",
-                        backend.param(1),
-                        backend.param(2)
-                    ))
-                    .bind::<diesel::sql_types::Text, _>(id)
-                    .bind::<diesel::sql_types::Text, _>(organization_id)
-                    .execute(c)
-                    .await?;
-                }
-                diesel::delete(
-                    connections::table
-                        .filter(connections::organization_id.eq(organization_id))
-                        .filter(connections::id.eq(id)),
-                )
+                    backend.param(1),
+                    backend.param(2)
+                ))
+                .bind::<diesel::sql_types::Text, _>(id)
+                .bind::<diesel::sql_types::Text, _>(organization_id)
                 .execute(c)
-                .await
-            })
+                .await?;
+            }
+            diesel::delete(
+                connections::table
+                    .filter(connections::organization_id.eq(organization_id))
+                    .filter(connections::id.eq(id)),
+            )
+            .execute(c)
             .await
-            .map_err(Error::from)?);
+            .map_err(Error::from)
+        })?;
         if n == 0 {
             return Err(Error::NotFound {
                 entity: "connection",

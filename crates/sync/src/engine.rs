@@ -367,19 +367,33 @@ impl SyncEngine {
         };
         let ctx = &ctx;
         // Users and groups first: the largest, so they start at once.
+        // Each resource records its own end inside its future: awaiting the database here,
+        // between polls of the stream, would stall the other resources mid-transaction (on
+        // SQLite, while they hold the write lock this write waits for).
         let mut reports = futures_util::stream::iter(todo)
-            .map(|resource| self.resource(ctx, resource))
+            .map(|resource| async move {
+                let report = self.resource(ctx, resource).await;
+                (ctx.progress)(&ProgressEvent::ResourceFinished(report.clone()));
+                if let Ok(mut finished) = ctx.finished.lock() {
+                    finished.push(report);
+                }
+                self.db
+                    .update_run(&ctx.run_id, &ctx.report_json(&self.connection_id))
+                    .await
+            })
             .buffer_unordered(options.concurrency);
-        while let Some(report) = reports.next().await {
-            (ctx.progress)(&ProgressEvent::ResourceFinished(report.clone()));
-            if let Ok(mut finished) = ctx.finished.lock() {
-                finished.push(report);
+        // Drain every resource even after an error: a resource dropped mid-page could leave
+        // a transaction open on its pooled connection.
+        let mut first_error = None;
+        while let Some(recorded) = reports.next().await {
+            if let Err(e) = recorded {
+                first_error.get_or_insert(e);
             }
-            self.db
-                .update_run(&ctx.run_id, &ctx.report_json(&self.connection_id))
-                .await?;
         }
         drop(reports);
+        if let Some(e) = first_error {
+            return Err(e.into());
+        }
         let report = ctx.report(&self.connection_id);
         let error = report
             .resources

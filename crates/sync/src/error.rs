@@ -13,9 +13,9 @@ pub enum Error {
     /// Microsoft Graph failed in a way that stops the run.
     #[error(transparent)]
     Graph(#[from] tenantlink_graph::Error),
-    /// Signing in to Entra ID failed.
+    /// Signing in to Entra ID failed (boxed: Entra ID's errors carry trace details).
     #[error(transparent)]
-    Identity(#[from] tenantlink_identity::Error),
+    Identity(Box<tenantlink_identity::Error>),
     /// Encrypting or decrypting a stored secret failed.
     #[error(transparent)]
     Vault(#[from] tenantlink_vault::Error),
@@ -29,4 +29,10 @@ pub enum Error {
         /// The live run.
         run_id: String,
     },
+}
+
+impl From<tenantlink_identity::Error> for Error {
+    fn from(e: tenantlink_identity::Error) -> Self {
+        Self::Identity(Box::new(e))
+    }
 }

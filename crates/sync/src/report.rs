@@ -213,10 +213,6 @@ impl SyncOptions {
     }
 
     /// Refuses options that cannot work.
-    #[expect(
-        clippy::result_large_err,
-        reason = "the crate's one Error type; validation runs once per run"
-    )]
     pub fn validate(&self) -> Result<(), Error> {
         if self.concurrency == 0 || self.concurrency > 16 {
             return Err(Error::Invalid(format!(

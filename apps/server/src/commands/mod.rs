@@ -1,5 +1,8 @@
 //! What each subcommand does.
 
+mod connect;
+mod db;
+mod sync;
 mod vault;
 
 use std::process::ExitCode;
@@ -10,5 +13,31 @@ use crate::cli::{Cli, Command};
 pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Vault(command) => vault::run(command),
+        Command::Migrate => runtime()?.block_on(db::migrate()),
+        Command::Status { json } => runtime()?.block_on(db::status(json)),
+        Command::Connect {
+            tenant_id,
+            client_id,
+            organization,
+            secret_expires,
+        } => runtime()?.block_on(connect::connect(
+            tenant_id,
+            client_id,
+            organization,
+            secret_expires,
+        )),
+        Command::Sync { demo: true, .. } => runtime()?.block_on(sync::demo()),
+        Command::Sync {
+            sync_type,
+            connection,
+            json,
+            ..
+        } => runtime()?.block_on(sync::sync(sync_type, connection, json)),
     }
+}
+
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }

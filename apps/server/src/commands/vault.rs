@@ -18,6 +18,7 @@ pub(crate) fn run(command: VaultCommand) -> anyhow::Result<ExitCode> {
         VaultCommand::Decrypt { ttl, raw } => decrypt(ttl, raw),
         VaultCommand::Rotate => rotate(),
         VaultCommand::SelfTest => run_self_test(),
+        VaultCommand::Rewrap { batch } => super::runtime()?.block_on(rewrap(batch)),
     }
 }
 
@@ -131,6 +132,40 @@ fn run_self_test() -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `vault rewrap`: every stored secret and token under the primary key.
+async fn rewrap(batch: i64) -> anyhow::Result<ExitCode> {
+    let ring = config::vault_from_env()?.build()?;
+    let db = super::db::open().await?;
+    let report = tenantlink_sync::credentials::rewrap(&db, &ring, batch, |done| {
+        let _ = writeln!(std::io::stderr().lock(), "re-encrypted {done} so far");
+    })
+    .await
+    .context("rewrap stopped (rows done so far keep their new ciphertext; run it again)")?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "re-encrypted {} secret(s) under key {}",
+        report.rewrapped,
+        ring.primary_id()
+    )?;
+    if report.changed_meanwhile > 0 {
+        writeln!(
+            out,
+            "{} changed while rewrapping and were left as written",
+            report.changed_meanwhile
+        )?;
+    }
+    for (key, count) in &report.per_key {
+        let note = if key == ring.primary_id().as_str() {
+            " (primary)"
+        } else {
+            ""
+        };
+        writeln!(out, "key {key}{note}: {count} row(s)")?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn read_stdin() -> anyhow::Result<Zeroizing<Vec<u8>>> {
