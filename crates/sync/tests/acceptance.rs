@@ -54,7 +54,14 @@ async fn full_sync_equals_the_tenant_and_a_quiet_incremental_changes_nothing() {
                 "{backend:?} {r:?}"
             );
         }
-        assert_matches(&format!("{backend:?} after a full run"), &testdb.db, &conn, &truth, &[]).await;
+        assert_matches(
+            &format!("{backend:?} after a full run"),
+            &testdb.db,
+            &conn,
+            &truth,
+            &[],
+        )
+        .await;
 
         let before = snapshot(&testdb.db, &conn).await;
         let (report, _) = run(&engine, &options(SyncType::Incremental)).await;
@@ -90,7 +97,14 @@ async fn full_sync_equals_the_tenant_and_a_quiet_incremental_changes_nothing() {
             before == after,
             "{backend:?}: an incremental run with no change in the tenant changed the database"
         );
-        assert_matches(&format!("{backend:?} after a quiet incremental"), &testdb.db, &conn, &h.truth().await, &[]).await;
+        assert_matches(
+            &format!("{backend:?} after a quiet incremental"),
+            &testdb.db,
+            &conn,
+            &h.truth().await,
+            &[],
+        )
+        .await;
     }
 }
 
@@ -188,7 +202,11 @@ async fn change_the_tenant(h: &Harness, rng: &mut Rng, tag: &str) -> Vec<String>
     // Groups: one created with members, one renamed, one hard-deleted (not a nested one).
     let group_ids: Vec<String> = truth.groups.keys().cloned().collect();
     let live_users: Vec<String> = untouched.clone();
-    let members: Vec<String> = (0..4).map(|_| rng.pick(&live_users).clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    let members: Vec<String> = (0..4)
+        .map(|_| rng.pick(&live_users).clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let new_group = h
         .control(
             Method::POST,
@@ -242,7 +260,10 @@ async fn change_the_tenant(h: &Harness, rng: &mut Rng, tag: &str) -> Vec<String>
     let _ = h
         .try_control(
             Method::POST,
-            &format!("/_emulator/tenants/{{t}}/groups/{}/members", rng.pick(&groups_now)),
+            &format!(
+                "/_emulator/tenants/{{t}}/groups/{}/members",
+                rng.pick(&groups_now)
+            ),
             Some(json!({"id": new_group})),
         )
         .await;
@@ -318,7 +339,12 @@ async fn incremental_after_random_changes_equals_the_tenant() {
     for (testdb, conn) in &dbs {
         let engine = SyncEngine::new(testdb.db.clone(), h.connector().client(), conn.clone());
         let (report, _) = run(&engine, &options(SyncType::Full)).await;
-        assert_eq!(report.status, Completeness::Complete, "{}", summary(&report));
+        assert_eq!(
+            report.status,
+            Completeness::Complete,
+            "{}",
+            summary(&report)
+        );
     }
     // The same changes for every backend: all databases synced the same tenant before them.
     let soft = change_the_tenant(&h, &mut rng, "a").await;
@@ -376,7 +402,14 @@ async fn faults_are_retried_and_the_result_equals_the_tenant() {
             "{backend:?}: with a tenth of answers failing the report shows retries:\n{}",
             summary(&report)
         );
-        assert_matches(&format!("{backend:?} with faults"), &testdb.db, &conn, &truth, &[]).await;
+        assert_matches(
+            &format!("{backend:?} with faults"),
+            &testdb.db,
+            &conn,
+            &truth,
+            &[],
+        )
+        .await;
     }
 }
 
@@ -391,10 +424,18 @@ async fn a_killed_run_is_resumed_where_it_stopped() {
     for (mut testdb, clean_conn) in databases(&h.tenant(), &h.connector().app.client_id).await {
         let backend = testdb.backend();
         // A clean run, for its page count.
-        let engine = SyncEngine::new(testdb.db.clone(), h.connector().client(), clean_conn.clone());
+        let engine = SyncEngine::new(
+            testdb.db.clone(),
+            h.connector().client(),
+            clean_conn.clone(),
+        );
         let (_, clean) = run(&engine, &options(SyncType::Full)).await;
         drop(engine);
-        assert!(clean.pages >= 6, "{backend:?}: a clean run takes {} pages", clean.pages);
+        assert!(
+            clean.pages >= 6,
+            "{backend:?}: a clean run takes {} pages",
+            clean.pages
+        );
 
         let conn = common::connection(&testdb.db, &h.tenant(), &h.connector().app.client_id).await;
         let kill_after = 2 + rng.below((clean.pages / 2) as usize - 1) as u64;
@@ -439,7 +480,9 @@ async fn a_killed_run_is_resumed_where_it_stopped() {
         .expect("the killed run's thread");
         assert!(first_pages >= kill_after);
         // Reconnect: every pooled connection of before the kill is gone.
-        let fresh = Db::connect(&DbConfig::new(testdb.url.clone())).await.expect("reconnect");
+        let fresh = Db::connect(&DbConfig::new(testdb.url.clone()))
+            .await
+            .expect("reconnect");
         drop(std::mem::replace(&mut testdb.db, fresh));
 
         let engine = SyncEngine::new(testdb.db.clone(), h.connector().client(), conn.clone());
@@ -453,8 +496,17 @@ async fn a_killed_run_is_resumed_where_it_stopped() {
             "{backend:?}: the interrupted run is resumed:\n{}",
             summary(&report)
         );
-        assert_eq!(second.started_resumed, Some(true), "{backend:?}: RunStarted says resumed");
-        assert_eq!(report.status, Completeness::Complete, "{backend:?}:\n{}", summary(&report));
+        assert_eq!(
+            second.started_resumed,
+            Some(true),
+            "{backend:?}: RunStarted says resumed"
+        );
+        assert_eq!(
+            report.status,
+            Completeness::Complete,
+            "{backend:?}:\n{}",
+            summary(&report)
+        );
         assert!(
             report.resources.iter().any(|r| r.mode == Mode::Resumed),
             "{backend:?}: at least one resource goes on from its stored link:\n{}",
@@ -472,10 +524,20 @@ async fn a_killed_run_is_resumed_where_it_stopped() {
             second.pages,
             clean.pages
         );
-        assert_matches(&format!("{backend:?} after kill and resume"), &testdb.db, &conn, &truth, &[]).await;
+        assert_matches(
+            &format!("{backend:?} after kill and resume"),
+            &testdb.db,
+            &conn,
+            &truth,
+            &[],
+        )
+        .await;
         let clean_counts = testdb.db.counts(&clean_conn).await.expect("counts");
         let counts = testdb.db.counts(&conn).await.expect("counts");
-        assert_eq!(counts, clean_counts, "{backend:?}: the resumed connection holds what a clean run holds");
+        assert_eq!(
+            counts, clean_counts,
+            "{backend:?}: the resumed connection holds what a clean run holds"
+        );
     }
 }
 
@@ -489,7 +551,12 @@ async fn expired_delta_tokens_fall_back_to_a_full_round() {
     for (testdb, conn) in &dbs {
         let engine = SyncEngine::new(testdb.db.clone(), h.connector().client(), conn.clone());
         let (report, _) = run(&engine, &options(SyncType::Full)).await;
-        assert_eq!(report.status, Completeness::Complete, "{}", summary(&report));
+        assert_eq!(
+            report.status,
+            Completeness::Complete,
+            "{}",
+            summary(&report)
+        );
     }
     // Delta tokens live 0 s: a token from a second ago is expired.
     h.faults(json!({"delta_token_lifetime_secs": 0})).await;
@@ -552,15 +619,33 @@ async fn a_missing_permission_makes_those_resources_partial() {
             summary(&report)
         );
         let needs: [(Resource, &[&str]); 5] = [
-            (Resource::Groups, &["GroupMember.Read.All", "Group.Read.All", "Directory.Read.All"]),
-            (Resource::Devices, &["DeviceManagementManagedDevices.Read.All"]),
+            (
+                Resource::Groups,
+                &[
+                    "GroupMember.Read.All",
+                    "Group.Read.All",
+                    "Directory.Read.All",
+                ],
+            ),
+            (
+                Resource::Devices,
+                &["DeviceManagementManagedDevices.Read.All"],
+            ),
             (Resource::SignIns, &["AuditLog.Read.All"]),
             (Resource::DirectoryAudits, &["AuditLog.Read.All"]),
-            (Resource::Alerts, &["SecurityAlert.Read.All", "SecurityAlert.ReadWrite.All"]),
+            (
+                Resource::Alerts,
+                &["SecurityAlert.Read.All", "SecurityAlert.ReadWrite.All"],
+            ),
         ];
         for (r, permissions) in needs {
             let rr = resource(&report, r);
-            assert_eq!(rr.status, Completeness::Partial, "{backend:?} {r:?}:\n{}", summary(&report));
+            assert_eq!(
+                rr.status,
+                Completeness::Partial,
+                "{backend:?} {r:?}:\n{}",
+                summary(&report)
+            );
             let named = rr.missing_permission.as_deref().unwrap_or_default();
             assert!(
                 permissions.iter().any(|p| named.contains(p)),

@@ -335,7 +335,11 @@ fn opt(v: &Option<String>) -> Option<String> {
 
 fn time_secs(v: &Value) -> Option<String> {
     let t = DateTime::parse_from_rfc3339(v.as_str()?).ok()?;
-    Some(t.with_timezone(&Utc).format("%Y-%m-%dT%H:%M:%SZ").to_string())
+    Some(
+        t.with_timezone(&Utc)
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string(),
+    )
 }
 
 fn naive_secs(t: &Option<NaiveDateTime>) -> Option<String> {
@@ -606,7 +610,9 @@ fn diff<K: Ord + std::fmt::Debug, V: PartialEq + std::fmt::Debug>(
     }
     for (k, v) in actual {
         if !expected.contains_key(k) {
-            problems.push(format!("{what} {k:?} in the database but not in the tenant ({v:?})"));
+            problems.push(format!(
+                "{what} {k:?} in the database but not in the tenant ({v:?})"
+            ));
         }
     }
 }
@@ -773,7 +779,12 @@ pub async fn assert_matches(
             .collect(),
         &mut problems,
     );
-    diff("sign-in", &in_window(&truth.sign_ins), &sign_ins, &mut problems);
+    diff(
+        "sign-in",
+        &in_window(&truth.sign_ins),
+        &sign_ins,
+        &mut problems,
+    );
     let audits = unique(
         "directory audit",
         db.directory_audits(conn)
@@ -784,7 +795,12 @@ pub async fn assert_matches(
             .collect(),
         &mut problems,
     );
-    diff("directory audit", &in_window(&truth.audits), &audits, &mut problems);
+    diff(
+        "directory audit",
+        &in_window(&truth.audits),
+        &audits,
+        &mut problems,
+    );
     let alerts = unique(
         "alert",
         db.alerts(conn)
