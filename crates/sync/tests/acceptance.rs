@@ -117,6 +117,10 @@ async fn change_the_tenant(h: &Harness, rng: &mut Rng, tag: &str) -> Vec<String>
     let domain = h.domain();
     let managers = truth.managers();
     let user_ids: Vec<String> = truth.users.keys().cloned().collect();
+    // New managers are users that already manage someone: never deleted below, so no
+    // manager link points at a deleted user.
+    let manager_pool: Vec<String> = managers.iter().cloned().collect();
+    assert!(!manager_pool.is_empty(), "the seeded tenant has managers");
     let mut untouched: Vec<String> = user_ids
         .iter()
         .filter(|u| !managers.contains(*u))
@@ -130,7 +134,7 @@ async fn change_the_tenant(h: &Harness, rng: &mut Rng, tag: &str) -> Vec<String>
     // Creates, some with a manager.
     let mut created = Vec::new();
     for i in 0..5 {
-        let manager = rng.pick(&user_ids).clone();
+        let manager = rng.pick(&manager_pool).clone();
         let mut body = json!({
             "displayName": format!("Accept {tag} {i}"),
             "userPrincipalName": format!("accept.{tag}.{i}@{domain}"),
@@ -151,7 +155,7 @@ async fn change_the_tenant(h: &Harness, rng: &mut Rng, tag: &str) -> Vec<String>
     for i in 0..6 {
         let id = take(rng);
         let manager = loop {
-            let m = rng.pick(&user_ids).clone();
+            let m = rng.pick(&manager_pool).clone();
             if m != id {
                 break m;
             }
