@@ -113,6 +113,9 @@ pub enum DeltaChange<T> {
 pub struct DeltaPage<T> {
     /// Changes on this page.
     pub changes: Vec<DeltaChange<T>>,
+    /// The `@odata.nextLink` of this page (already followed by the stream): where the round
+    /// goes on, to store as a checkpoint and resume with [`DeltaStart::Resume`].
+    pub next_link: Option<String>,
     /// On the last page: the link to store and resume from.
     pub delta_link: Option<String>,
 }
@@ -121,6 +124,7 @@ impl<T: std::fmt::Debug> std::fmt::Debug for DeltaPage<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeltaPage")
             .field("changes", &self.changes)
+            .field("next_link", &self.next_link.as_deref().map(redact_link))
             .field("delta_link", &self.delta_link.as_deref().map(redact_link))
             .finish()
     }
@@ -324,6 +328,7 @@ impl GraphClient {
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(DeltaPage {
                 changes,
+                next_link: page.next_link,
                 delta_link: page.delta_link,
             })
         }))
@@ -389,6 +394,7 @@ mod tests {
                 "{:?}",
                 DeltaPage::<User> {
                     changes: vec![],
+                    next_link: Some(link.into()),
                     delta_link: Some(link.into()),
                 }
             ),

@@ -311,6 +311,22 @@ impl GraphClient {
         self.pages(self.list_call(path, &endpoint, query))
     }
 
+    /// Goes on with a listing from a stored `@odata.nextLink` (a checkpoint), following the
+    /// next links from there. The link must stay under the base URL (else
+    /// [`Error::UntrustedLink`], and nothing is sent); `permission` is named in
+    /// [`Error::Forbidden`]. Advanced-query headers are re-sent when the link asks for
+    /// `$count` or `$search`.
+    pub fn resume_pages<T>(&self, link: &str, permission: &'static str) -> PageStream<T>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        let mut call = Call::get(link.to_owned(), permission);
+        if link.contains("$count=true") || link.contains("$search=") {
+            call.headers.push(("ConsistencyLevel", "eventual".into()));
+        }
+        self.pages(call)
+    }
+
     /// `GET /users` (page size 999, or 120 when `signInActivity` is selected or filtered).
     pub fn list_users(&self, query: &ListQuery) -> PageStream<User> {
         let endpoint = if query.mentions("signInActivity") {

@@ -1,0 +1,832 @@
+//! Applying: runs, resources, rounds and pages. Each resource's pages are fetched and
+//! planned in a task of their own while the previous page is written (a channel of two
+//! pages), and each page is written with its checkpoint in one transaction.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDateTime;
+use futures_util::{Stream, StreamExt};
+use tenantlink_graph::models::{Alert, DirectoryAudit, ManagedDevice, SignIn, User};
+use tenantlink_graph::{DeltaPage, DeltaStart, GraphClient, ListQuery, Page, PageStream};
+use tenantlink_store::{Cursor, Db, PageWrite};
+use tokio::sync::mpsc;
+
+use crate::Error;
+use crate::plan;
+use crate::report::{
+    Completeness, Mode, ProgressEvent, Resource, ResourceReport, RunReport, SyncOptions, SyncType,
+};
+
+/// `$select` of a users delta round; `manager` makes Graph send `manager@delta`.
+const USER_SELECT: &[&str] = &[
+    "id",
+    "displayName",
+    "userPrincipalName",
+    "givenName",
+    "surname",
+    "mail",
+    "department",
+    "jobTitle",
+    "officeLocation",
+    "mobilePhone",
+    "accountEnabled",
+    "userType",
+    "createdDateTime",
+    "manager",
+];
+
+/// `$select` of a groups delta round; `members` makes Graph send `members@delta`.
+const GROUP_SELECT: &[&str] = &[
+    "id",
+    "displayName",
+    "description",
+    "mail",
+    "mailNickname",
+    "groupTypes",
+    "mailEnabled",
+    "securityEnabled",
+    "visibility",
+    "createdDateTime",
+    "members",
+];
+
+/// Devices have no delta: an incremental listing (by `lastSyncDateTime`) only upserts, so
+/// a full listing (which sweeps devices gone from Intune) runs when the last one started
+/// longer ago than this.
+const DEVICES_FULL_EVERY: Duration = Duration::from_secs(24 * 3600);
+
+/// Pages fetched ahead of the one being written.
+const PAGES_AHEAD: usize = 2;
+
+const DEVICES_PERMISSION: &str = "DeviceManagementManagedDevices.Read.All";
+const AUDIT_PERMISSION: &str = "AuditLog.Read.All";
+const ALERTS_PERMISSION: &str = "SecurityAlert.Read.All";
+
+fn now() -> NaiveDateTime {
+    chrono::Utc::now().naive_utc()
+}
+
+fn odata_time(t: NaiveDateTime) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn back(t: NaiveDateTime, by: Duration) -> NaiveDateTime {
+    t - chrono::Duration::from_std(by).unwrap_or(chrono::Duration::zero())
+}
+
+/// A page fetched and planned, ready to write.
+struct Planned {
+    write: PageWrite,
+    next_link: Option<String>,
+    delta_link: Option<String>,
+    latest: Option<NaiveDateTime>,
+}
+
+impl Planned {
+    fn removed(&self) -> u64 {
+        let w = &self.write;
+        (w.users_deleted.len()
+            + w.users_soft_deleted.len()
+            + w.groups_deleted.len()
+            + w.groups_soft_deleted.len()
+            + w.members_removed.len()) as u64
+    }
+}
+
+/// Why a round stopped.
+enum Failure {
+    Graph(tenantlink_graph::Error),
+    Store(tenantlink_store::Error),
+}
+
+impl From<tenantlink_store::Error> for Failure {
+    fn from(e: tenantlink_store::Error) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl Failure {
+    fn needs_restart(&self) -> bool {
+        matches!(self, Self::Graph(e) if e.needs_restart())
+    }
+
+    /// Marks `report` partial or failed, as the failure says.
+    fn record(self, report: &mut ResourceReport) {
+        match self {
+            Self::Graph(tenantlink_graph::Error::Throttled { .. }) => {
+                report.status = Completeness::Partial;
+                report.reason = Some("throttled past the retry budget".into());
+            }
+            Self::Graph(e @ tenantlink_graph::Error::Forbidden { .. }) => {
+                report.status = Completeness::Partial;
+                if let tenantlink_graph::Error::Forbidden { permission, .. } = &e {
+                    report.missing_permission = Some(permission.clone());
+                }
+                report.reason = Some(e.to_string());
+            }
+            Self::Graph(e) => {
+                report.status = Completeness::Failed;
+                report.reason = Some(e.to_string());
+            }
+            Self::Store(e) => {
+                report.status = Completeness::Failed;
+                report.reason = Some(e.to_string());
+            }
+        }
+    }
+}
+
+/// Fetches and plans pages in a task of its own, at most [`PAGES_AHEAD`] ahead of the
+/// writer. An error ends the stream; dropping the receiver stops the task.
+fn pipeline<S, P, F>(stream: S, plan: F) -> mpsc::Receiver<Result<Planned, tenantlink_graph::Error>>
+where
+    S: Stream<Item = Result<P, tenantlink_graph::Error>> + Send + Unpin + 'static,
+    P: Send + 'static,
+    F: Fn(P) -> Planned + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(PAGES_AHEAD);
+    let mut stream = stream;
+    tokio::spawn(async move {
+        while let Some(item) = stream.next().await {
+            let failed = item.is_err();
+            if tx.send(item.map(&plan)).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn delta_planned<T>(
+    page: DeltaPage<T>,
+    plan: fn(Vec<tenantlink_graph::DeltaChange<T>>) -> PageWrite,
+) -> Planned {
+    Planned {
+        write: plan(page.changes),
+        next_link: page.next_link,
+        delta_link: page.delta_link,
+        latest: None,
+    }
+}
+
+fn list_planned<T>(
+    page: Page<T>,
+    plan: fn(Vec<T>) -> (PageWrite, Option<NaiveDateTime>),
+) -> Planned {
+    let (write, latest) = plan(page.items);
+    Planned {
+        write,
+        next_link: page.next_link,
+        delta_link: None,
+        latest,
+    }
+}
+
+/// What a finished round leaves behind.
+#[derive(Default)]
+struct RoundEnd {
+    delta_link: Option<String>,
+    latest: Option<NaiveDateTime>,
+}
+
+/// A run in progress, shared by its resources.
+struct RunCtx<'a> {
+    run_id: String,
+    sync_type: SyncType,
+    options: &'a SyncOptions,
+    progress: &'a (dyn Fn(&ProgressEvent) + Send + Sync),
+    resumed: bool,
+    started: Instant,
+    /// Reports of the resources finished so far.
+    finished: Mutex<Vec<ResourceReport>>,
+    last_beat: Mutex<Instant>,
+}
+
+impl RunCtx<'_> {
+    fn report(&self, connection_id: &str) -> RunReport {
+        let finished = self.finished.lock().map(|f| f.clone()).unwrap_or_default();
+        RunReport::of(
+            &self.run_id,
+            connection_id,
+            self.sync_type,
+            self.resumed,
+            finished,
+            self.started.elapsed(),
+        )
+    }
+
+    fn report_json(&self, connection_id: &str) -> String {
+        serde_json::to_string(&self.report(connection_id)).unwrap_or_else(|_| "{}".into())
+    }
+
+    /// Whether the run row's `updated_at` is due a refresh (so a live run never looks
+    /// interrupted).
+    fn beat_due(&self) -> bool {
+        let Ok(mut last) = self.last_beat.lock() else {
+            return false;
+        };
+        if last.elapsed() >= self.options.stale_after / 4 {
+            *last = Instant::now();
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// How a round starts.
+struct Start {
+    mode: Mode,
+    cursor: Cursor,
+}
+
+/// A new full round after `stored`.
+fn full_cursor(
+    stored: Option<Cursor>,
+    connection_id: &str,
+    resource: Resource,
+    run_id: &str,
+) -> Cursor {
+    let at = now();
+    let base = stored.unwrap_or_else(|| Cursor {
+        connection_id: connection_id.to_owned(),
+        resource: resource.as_str().to_owned(),
+        round: 0,
+        full_round: false,
+        run_id: None,
+        next_link: None,
+        delta_link: None,
+        time_cursor: None,
+        round_started_at: None,
+        pages: 0,
+        rows_written: 0,
+        updated_at: at,
+    });
+    Cursor {
+        round: base.round + 1,
+        full_round: true,
+        run_id: Some(run_id.to_owned()),
+        next_link: None,
+        round_started_at: Some(at),
+        pages: 0,
+        rows_written: 0,
+        updated_at: at,
+        ..base
+    }
+}
+
+/// Syncs one connection's tenant into the store. See the crate documentation.
+pub struct SyncEngine {
+    db: Db,
+    graph: GraphClient,
+    connection_id: String,
+}
+
+impl std::fmt::Debug for SyncEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncEngine")
+            .field("connection_id", &self.connection_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SyncEngine {
+    /// An engine writing `graph`'s tenant into `db` as connection `connection_id`.
+    pub fn new(db: Db, graph: GraphClient, connection_id: impl Into<String>) -> Self {
+        Self {
+            db,
+            graph,
+            connection_id: connection_id.into(),
+        }
+    }
+
+    /// Runs a sync: takes up an interrupted run of the same type (one whose last update is
+    /// older than `stale_after`) where it stopped, else starts one; syncs its resources,
+    /// up to `concurrency` at once; finishes the run row with the report. Fails only when
+    /// the run cannot start or be recorded ([`Error::AlreadyRunning`], the database);
+    /// a resource's failure is in its report.
+    pub async fn run(
+        &self,
+        options: &SyncOptions,
+        progress: &(dyn Fn(&ProgressEvent) + Send + Sync),
+    ) -> Result<RunReport, Error> {
+        options.validate()?;
+        let started = Instant::now();
+        let type_name = options.sync_type.as_str();
+        let (run_id, resumed, done) = match self
+            .db
+            .running_run(&self.connection_id, type_name)
+            .await?
+        {
+            Some(run) => {
+                let age = (now() - run.updated_at).to_std().unwrap_or(Duration::ZERO);
+                if age < options.stale_after {
+                    return Err(Error::AlreadyRunning {
+                        connection_id: self.connection_id.clone(),
+                        sync_type: type_name.to_owned(),
+                        run_id: run.id,
+                    });
+                }
+                // Resources the interrupted run finished (not failed) are not redone.
+                let done: Vec<ResourceReport> = serde_json::from_str::<RunReport>(&run.report)
+                    .map(|r| r.resources)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|r| r.status != Completeness::Failed)
+                    .collect();
+                tracing::info!(run_id = %run.id, done = done.len(), "taking up an interrupted sync run");
+                (run.id, true, done)
+            }
+            None => (
+                self.db.create_run(&self.connection_id, type_name).await?.id,
+                false,
+                Vec::new(),
+            ),
+        };
+        progress(&ProgressEvent::RunStarted {
+            run_id: run_id.clone(),
+            resumed,
+        });
+        let todo: Vec<Resource> = options
+            .sync_type
+            .resources()
+            .iter()
+            .copied()
+            .filter(|r| !done.iter().any(|d| d.resource == *r))
+            .collect();
+        let ctx = RunCtx {
+            run_id,
+            sync_type: options.sync_type,
+            options,
+            progress,
+            resumed,
+            started,
+            finished: Mutex::new(done),
+            last_beat: Mutex::new(Instant::now()),
+        };
+        let ctx = &ctx;
+        // Users and groups first: the largest, so they start at once.
+        let mut reports = futures_util::stream::iter(todo)
+            .map(|resource| self.resource(ctx, resource))
+            .buffer_unordered(options.concurrency);
+        while let Some(report) = reports.next().await {
+            (ctx.progress)(&ProgressEvent::ResourceFinished(report.clone()));
+            if let Ok(mut finished) = ctx.finished.lock() {
+                finished.push(report);
+            }
+            self.db
+                .update_run(&ctx.run_id, &ctx.report_json(&self.connection_id))
+                .await?;
+        }
+        drop(reports);
+        let report = ctx.report(&self.connection_id);
+        let error = report
+            .resources
+            .iter()
+            .filter(|r| r.status == Completeness::Failed)
+            .map(|r| {
+                format!(
+                    "{}: {}",
+                    r.resource,
+                    r.reason.as_deref().unwrap_or("failed")
+                )
+            })
+            .collect::<Vec<_>>();
+        let json = serde_json::to_string(&report).unwrap_or_else(|_| "{}".into());
+        self.db
+            .finish_run(
+                &report.run_id,
+                report.status.as_str(),
+                &json,
+                (!error.is_empty()).then(|| error.join("; ")).as_deref(),
+            )
+            .await?;
+        progress(&ProgressEvent::RunFinished(report.clone()));
+        Ok(report)
+    }
+
+    async fn resource(&self, ctx: &RunCtx<'_>, resource: Resource) -> ResourceReport {
+        let started = Instant::now();
+        let before = self.graph.stats();
+        let mut report = match resource {
+            Resource::Users | Resource::Groups => self.delta_resource(ctx, resource).await,
+            Resource::Devices => {
+                self.listing_resource(ctx, resource, |engine, mode, cursor, options| {
+                    let stream = match (mode, cursor.next_link.as_deref()) {
+                        (Mode::Resumed, Some(link)) => {
+                            engine.graph.resume_pages(link, DEVICES_PERMISSION)
+                        }
+                        (Mode::Incremental, _) => {
+                            let since = back(
+                                cursor.time_cursor.unwrap_or_else(now),
+                                options.audit_overlap,
+                            );
+                            engine.graph.list_managed_devices(
+                                &ListQuery::default()
+                                    .filter(format!("lastSyncDateTime ge {}", odata_time(since))),
+                            )
+                        }
+                        _ => engine.graph.list_managed_devices(&ListQuery::default()),
+                    };
+                    pipeline(stream, |p: Page<ManagedDevice>| {
+                        list_planned(p, plan::devices_page)
+                    })
+                })
+                .await
+            }
+            Resource::SignIns => {
+                self.listing_resource(ctx, resource, |engine, mode, cursor, options| {
+                    let stream: PageStream<SignIn> =
+                        match audit_query(mode, cursor, options, "createdDateTime") {
+                            AuditStart::Query(q) => engine.graph.list_sign_ins(&q),
+                            AuditStart::Resume(link) => {
+                                engine.graph.resume_pages(&link, AUDIT_PERMISSION)
+                            }
+                        };
+                    pipeline(stream, |p| list_planned(p, plan::sign_ins_page))
+                })
+                .await
+            }
+            Resource::DirectoryAudits => {
+                self.listing_resource(ctx, resource, |engine, mode, cursor, options| {
+                    let stream: PageStream<DirectoryAudit> =
+                        match audit_query(mode, cursor, options, "activityDateTime") {
+                            AuditStart::Query(q) => engine.graph.list_directory_audits(&q),
+                            AuditStart::Resume(link) => {
+                                engine.graph.resume_pages(&link, AUDIT_PERMISSION)
+                            }
+                        };
+                    pipeline(stream, |p| list_planned(p, plan::audits_page))
+                })
+                .await
+            }
+            Resource::Alerts => {
+                self.listing_resource(ctx, resource, |engine, mode, cursor, options| {
+                    let stream: PageStream<Alert> =
+                        match audit_query(mode, cursor, options, "createdDateTime") {
+                            AuditStart::Query(q) => engine.graph.list_alerts(&q),
+                            AuditStart::Resume(link) => {
+                                engine.graph.resume_pages(&link, ALERTS_PERMISSION)
+                            }
+                        };
+                    pipeline(stream, |p| list_planned(p, plan::alerts_page))
+                })
+                .await
+            }
+        };
+        let after = self.graph.stats();
+        report.requests = after.requests.saturating_sub(before.requests);
+        report.retries = after.retries.saturating_sub(before.retries);
+        report.throttled = after.waited.saturating_sub(before.waited);
+        report.elapsed = started.elapsed();
+        tracing::info!(
+            resource = %resource,
+            status = %report.status,
+            pages = report.pages,
+            rows = report.rows,
+            elapsed_ms = report.elapsed.as_millis() as u64,
+            "resource synced"
+        );
+        report
+    }
+
+    /// Where `resource`'s round starts: the interrupted round of this run, an incremental
+    /// round when `incremental` allows it, else a new full round.
+    async fn begin(
+        &self,
+        ctx: &RunCtx<'_>,
+        resource: Resource,
+        incremental: impl Fn(&Cursor) -> bool,
+    ) -> Result<Start, tenantlink_store::Error> {
+        let stored = self
+            .db
+            .cursor(&self.connection_id, resource.as_str())
+            .await?;
+        match stored {
+            Some(c)
+                if ctx.resumed
+                    && c.run_id.as_deref() == Some(ctx.run_id.as_str())
+                    && c.next_link.is_some() =>
+            {
+                Ok(Start {
+                    mode: Mode::Resumed,
+                    cursor: c,
+                })
+            }
+            Some(c) if ctx.sync_type != SyncType::Full && incremental(&c) => Ok(Start {
+                mode: Mode::Incremental,
+                cursor: Cursor {
+                    full_round: false,
+                    run_id: Some(ctx.run_id.clone()),
+                    next_link: None,
+                    pages: 0,
+                    rows_written: 0,
+                    updated_at: now(),
+                    ..c
+                },
+            }),
+            other => Ok(Start {
+                mode: Mode::Full,
+                cursor: full_cursor(other, &self.connection_id, resource, &ctx.run_id),
+            }),
+        }
+    }
+
+    /// Writes the pages of `rx` in order, each with its checkpoint.
+    async fn apply(
+        &self,
+        ctx: &RunCtx<'_>,
+        cursor: &mut Cursor,
+        mut rx: mpsc::Receiver<Result<Planned, tenantlink_graph::Error>>,
+        report: &mut ResourceReport,
+        started: Instant,
+    ) -> Result<RoundEnd, Failure> {
+        let mut end = RoundEnd::default();
+        while let Some(page) = rx.recv().await {
+            let page = page.map_err(Failure::Graph)?;
+            let at = now();
+            let rows = page.write.rows() as u64;
+            let removed = page.removed();
+            cursor.next_link = page.next_link;
+            cursor.pages += 1;
+            cursor.rows_written += rows as i64;
+            cursor.updated_at = at;
+            if page.delta_link.is_some() {
+                end.delta_link = page.delta_link;
+            }
+            end.latest = end.latest.max(page.latest);
+            self.db.write_page(&page.write, cursor, at).await?;
+            report.pages += 1;
+            report.rows += rows;
+            report.removed += removed;
+            let secs = started.elapsed().as_secs_f64();
+            (ctx.progress)(&ProgressEvent::Page {
+                resource: report.resource,
+                pages: report.pages,
+                rows: report.rows,
+                rows_per_sec: if secs > 0.0 {
+                    report.rows as f64 / secs
+                } else {
+                    0.0
+                },
+            });
+            if ctx.beat_due() {
+                self.db
+                    .update_run(&ctx.run_id, &ctx.report_json(&self.connection_id))
+                    .await?;
+            }
+        }
+        Ok(end)
+    }
+
+    /// Ends a round: stores the cursor with no round in progress, sweeping what a full
+    /// round did not see. Returns the rows swept.
+    async fn finish(&self, mut cursor: Cursor) -> Result<u64, tenantlink_store::Error> {
+        cursor.next_link = None;
+        cursor.run_id = None;
+        cursor.updated_at = now();
+        if cursor.full_round {
+            cursor.full_round = false;
+            Ok(self.db.finish_full_round(&cursor).await? as u64)
+        } else {
+            self.db.put_cursor(&cursor).await?;
+            Ok(0)
+        }
+    }
+
+    /// Users or groups, by delta; users then their `signInActivity`.
+    async fn delta_resource(&self, ctx: &RunCtx<'_>, resource: Resource) -> ResourceReport {
+        let started = Instant::now();
+        let start = match self.begin(ctx, resource, |c| c.delta_link.is_some()).await {
+            Ok(s) => s,
+            Err(e) => {
+                let mut report = ResourceReport::new(resource, Mode::Full);
+                Failure::Store(e).record(&mut report);
+                return report;
+            }
+        };
+        let mut report = ResourceReport::new(resource, start.mode);
+        (ctx.progress)(&ProgressEvent::ResourceStarted {
+            resource,
+            mode: start.mode,
+        });
+        let mut cursor = start.cursor;
+        let mut mode = start.mode;
+        loop {
+            let link = match mode {
+                Mode::Resumed => cursor.next_link.clone(),
+                Mode::Incremental => cursor.delta_link.clone(),
+                Mode::Full => None,
+            };
+            let delta_start = match link {
+                Some(link) => DeltaStart::Resume(link),
+                None => DeltaStart::Initial {
+                    select: match resource {
+                        Resource::Users => USER_SELECT,
+                        _ => GROUP_SELECT,
+                    }
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect(),
+                },
+            };
+            let rx = if resource == Resource::Users {
+                pipeline(self.graph.users_delta_pages(&delta_start), |p| {
+                    delta_planned(p, plan::users_page)
+                })
+            } else {
+                pipeline(self.graph.groups_delta_pages(&delta_start), |p| {
+                    delta_planned(p, plan::groups_page)
+                })
+            };
+            let result = self.apply(ctx, &mut cursor, rx, &mut report, started).await;
+            match result {
+                Ok(end) => {
+                    let Some(delta_link) = end.delta_link else {
+                        Failure::Graph(tenantlink_graph::Error::Decode(
+                            "the delta round ended without an @odata.deltaLink".into(),
+                        ))
+                        .record(&mut report);
+                        return report;
+                    };
+                    cursor.delta_link = Some(delta_link);
+                    let full = cursor.full_round;
+                    match self.finish(cursor.clone()).await {
+                        Ok(swept) => report.swept += swept,
+                        Err(e) => {
+                            Failure::Store(e).record(&mut report);
+                            return report;
+                        }
+                    }
+                    cursor.full_round = false;
+                    cursor.next_link = None;
+                    cursor.run_id = None;
+                    if resource == Resource::Users {
+                        self.sign_in_activity(ctx, cursor, full, &mut report, started)
+                            .await;
+                    }
+                    return report;
+                }
+                Err(f) if f.needs_restart() && report.fell_back_to_full.is_none() => {
+                    if let Failure::Graph(e) = &f {
+                        report.fell_back_to_full = Some(e.to_string());
+                        tracing::warn!(resource = %resource, error = %e, "starting a full round again");
+                    }
+                    cursor = full_cursor(Some(cursor), &self.connection_id, resource, &ctx.run_id);
+                    mode = Mode::Full;
+                    report.mode = Mode::Full;
+                }
+                Err(f) => {
+                    f.record(&mut report);
+                    return report;
+                }
+            }
+        }
+    }
+
+    /// `signInActivity` of users (not in delta): all of it after a full round, else what
+    /// changed since the time cursor. A failure here leaves users partial, not failed.
+    async fn sign_in_activity(
+        &self,
+        ctx: &RunCtx<'_>,
+        mut cursor: Cursor,
+        full: bool,
+        report: &mut ResourceReport,
+        started: Instant,
+    ) {
+        let mut query = ListQuery::select(["id", "signInActivity"]);
+        if !full && let Some(t) = cursor.time_cursor {
+            query = query.filter(format!(
+                "signInActivity/lastSignInDateTime ge {}",
+                odata_time(back(t, ctx.options.audit_overlap))
+            ));
+        }
+        let rx = pipeline(self.graph.list_users(&query), |page: Page<User>| Planned {
+            latest: plan::latest_sign_in(&page.items),
+            write: plan::sign_in_activity_page(page.items),
+            // Not a checkpoint: the listing is cheap to redo and never resumed.
+            next_link: None,
+            delta_link: None,
+        });
+        let old = cursor.time_cursor;
+        match self.apply(ctx, &mut cursor, rx, report, started).await {
+            Ok(end) => {
+                cursor.time_cursor = old.max(end.latest);
+                cursor.updated_at = now();
+                if let Err(e) = self.db.put_cursor(&cursor).await {
+                    Failure::Store(e).record(report);
+                }
+            }
+            Err(Failure::Store(e)) => Failure::Store(e).record(report),
+            Err(Failure::Graph(e)) => {
+                report.status = Completeness::Partial;
+                if matches!(e, tenantlink_graph::Error::Forbidden { .. }) {
+                    report.missing_permission = Some(AUDIT_PERMISSION.into());
+                }
+                report.reason = Some(match e {
+                    tenantlink_graph::Error::Throttled { .. } => {
+                        "signInActivity: throttled past the retry budget".into()
+                    }
+                    e => format!("signInActivity not synced: {e}"),
+                });
+            }
+        }
+    }
+
+    /// Devices and audit data: plain listings with a time cursor.
+    async fn listing_resource<F>(
+        &self,
+        ctx: &RunCtx<'_>,
+        resource: Resource,
+        open: F,
+    ) -> ResourceReport
+    where
+        F: Fn(
+            &Self,
+            Mode,
+            &Cursor,
+            &SyncOptions,
+        ) -> mpsc::Receiver<Result<Planned, tenantlink_graph::Error>>,
+    {
+        let started = Instant::now();
+        let incremental = |c: &Cursor| {
+            c.time_cursor.is_some()
+                && (resource != Resource::Devices
+                    || c.round_started_at.is_some_and(|t| {
+                        (now() - t)
+                            .to_std()
+                            .is_ok_and(|age| age < DEVICES_FULL_EVERY)
+                    }))
+        };
+        let start = match self.begin(ctx, resource, incremental).await {
+            Ok(s) => s,
+            Err(e) => {
+                let mut report = ResourceReport::new(resource, Mode::Full);
+                Failure::Store(e).record(&mut report);
+                return report;
+            }
+        };
+        let mut report = ResourceReport::new(resource, start.mode);
+        (ctx.progress)(&ProgressEvent::ResourceStarted {
+            resource,
+            mode: start.mode,
+        });
+        let mut cursor = start.cursor;
+        let mut mode = start.mode;
+        loop {
+            let rx = open(self, mode, &cursor, ctx.options);
+            match self.apply(ctx, &mut cursor, rx, &mut report, started).await {
+                Ok(end) => {
+                    cursor.time_cursor = cursor.time_cursor.max(end.latest);
+                    match self.finish(cursor).await {
+                        Ok(swept) => report.swept += swept,
+                        Err(e) => Failure::Store(e).record(&mut report),
+                    }
+                    return report;
+                }
+                Err(f) if f.needs_restart() && report.fell_back_to_full.is_none() => {
+                    if let Failure::Graph(e) = &f {
+                        report.fell_back_to_full = Some(e.to_string());
+                        tracing::warn!(resource = %resource, error = %e, "starting a full round again");
+                    }
+                    cursor = full_cursor(Some(cursor), &self.connection_id, resource, &ctx.run_id);
+                    mode = Mode::Full;
+                    report.mode = Mode::Full;
+                }
+                Err(f) => {
+                    f.record(&mut report);
+                    return report;
+                }
+            }
+        }
+    }
+}
+
+/// Where an audit listing starts.
+enum AuditStart {
+    /// Records since the time cursor less the overlap, or since the lookback.
+    Query(ListQuery),
+    /// The stored link an interrupted round goes on from.
+    Resume(String),
+}
+
+fn audit_query(
+    mode: Mode,
+    cursor: &Cursor,
+    options: &SyncOptions,
+    time_property: &str,
+) -> AuditStart {
+    if mode == Mode::Resumed
+        && let Some(link) = &cursor.next_link
+    {
+        return AuditStart::Resume(link.clone());
+    }
+    let since = match (mode, cursor.time_cursor) {
+        (Mode::Incremental, Some(t)) => back(t, options.audit_overlap),
+        _ => back(now(), options.audit_lookback),
+    };
+    AuditStart::Query(
+        ListQuery::default().filter(format!("{time_property} ge {}", odata_time(since))),
+    )
+}
