@@ -863,10 +863,24 @@ pub async fn assert_matches(
     );
 }
 
-/// Every test database (SQLite, and PostgreSQL when configured), with a connection each.
-pub async fn databases(tenant_id: &str, client_id: &str) -> Vec<(TestDb, String)> {
+/// A backend to run a scenario on.
+#[derive(Debug, Clone, Copy)]
+pub enum Which {
+    /// Always.
+    Sqlite,
+    /// When `TENANTLINK_TEST_DATABASE_URL` is set (`TestDb::all` includes it then).
+    Postgres,
+}
+
+/// The test database of a backend (none for PostgreSQL when no server is configured, as
+/// `TestDb::all` leaves it out), with a connection.
+pub async fn databases(which: Which, tenant_id: &str, client_id: &str) -> Vec<(TestDb, String)> {
+    let dbs: Vec<TestDb> = match which {
+        Which::Sqlite => vec![TestDb::sqlite().await],
+        Which::Postgres => TestDb::postgres().await.into_iter().collect(),
+    };
     let mut out = Vec::new();
-    for testdb in TestDb::all().await {
+    for testdb in dbs {
         let conn = connection(&testdb.db, tenant_id, client_id).await;
         out.push((testdb, conn));
     }
