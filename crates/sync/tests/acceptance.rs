@@ -535,7 +535,7 @@ async fn a_killed_run_is_resumed_where_it_stopped(which: Which) {
         );
         assert!(
             report.resources.iter().any(|r| r.mode == Mode::Resumed),
-            "{backend:?}: at least one resource goes on from its stored link:\n{}",
+            "{backend:?}: at least one resource goes on from its stored link (killed after {kill_after} pages, {first_pages} seen):\n{}",
             summary(&report)
         );
         assert!(
