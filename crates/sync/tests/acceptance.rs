@@ -21,7 +21,7 @@ use common::{
     summary,
 };
 
-/// 1. A full sync equals the ground truth; an incremental run right after changes nothing
+/// Scenario 1: a full sync equals the ground truth; an incremental run right after changes nothing
 /// and is incremental.
 async fn full_sync_equals_the_tenant_and_a_quiet_incremental_changes_nothing(which: Which) {
     let h = Harness::start(11);
@@ -333,7 +333,7 @@ async fn change_the_tenant(h: &Harness, rng: &mut Rng, tag: &str) -> Vec<String>
     soft
 }
 
-/// 2. After random changes in the tenant an incremental run brings the database to the
+/// Scenario 2: after random changes in the tenant an incremental run brings the database to the
 /// ground truth: soft-deleted users kept and marked, hard-deleted ones gone.
 async fn incremental_after_random_changes_equals_the_tenant(which: Which) {
     let h = Harness::start(12);
@@ -381,7 +381,7 @@ async fn incremental_after_random_changes_equals_the_tenant(which: Which) {
     }
 }
 
-/// 3. With about a tenth of Graph's answers throttled, failing or dropped, a run with a
+/// Scenario 3: with about a tenth of Graph's answers throttled, failing or dropped, a run with a
 /// patient retry policy still ends with the ground truth, and its report counts retries.
 async fn faults_are_retried_and_the_result_equals_the_tenant(which: Which) {
     let h = Harness::start(13);
@@ -415,7 +415,7 @@ async fn faults_are_retried_and_the_result_equals_the_tenant(which: Which) {
     }
 }
 
-/// 4. A run killed after a few pages (its runtime, its tasks and its database pool gone, as
+/// Scenario 4: a run killed after a few pages (its runtime, its tasks and its database pool gone, as
 /// when the process dies) is resumed by the next run: it goes on from the stored links
 /// instead of starting over, and nothing is lost or stored twice.
 async fn a_killed_run_is_resumed_where_it_stopped(which: Which) {
@@ -567,7 +567,7 @@ async fn a_killed_run_is_resumed_where_it_stopped(which: Which) {
     }
 }
 
-/// 5. Stored delta links that expired make users and groups fall back to a full round;
+/// Scenario 5: stored delta links that expired make users and groups fall back to a full round;
 /// the result is the ground truth, deleted objects swept.
 async fn expired_delta_tokens_fall_back_to_a_full_round(which: Which) {
     let h = Harness::start(15);
@@ -620,7 +620,7 @@ async fn expired_delta_tokens_fall_back_to_a_full_round(which: Which) {
     }
 }
 
-/// 6. A connection whose app may read users only: users complete, everything else partial
+/// Scenario 6: a connection whose app may read users only: users complete, everything else partial
 /// with the permission it lacks named.
 async fn a_missing_permission_makes_those_resources_partial(which: Which) {
     let h = Harness::start(16);
