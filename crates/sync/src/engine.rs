@@ -9,7 +9,7 @@ use chrono::NaiveDateTime;
 use futures_util::{Stream, StreamExt};
 use tenantlink_graph::models::{Alert, DirectoryAudit, ManagedDevice, SignIn, User};
 use tenantlink_graph::{DeltaPage, DeltaStart, GraphClient, ListQuery, Page, PageStream};
-use tenantlink_store::{Cursor, Db, PageWrite};
+use tenantlink_store::{Backend, Cursor, Db, PageWrite};
 use tokio::sync::mpsc;
 
 use crate::Error;
@@ -367,9 +367,16 @@ impl SyncEngine {
         };
         let ctx = &ctx;
         // Users and groups first: the largest, so they start at once.
+        // SQLite has one writer: concurrent write transactions from several resources
+        // end in "database is locked", so there resources take turns (each still fetches
+        // ahead while it writes). PostgreSQL writes concurrently.
+        let concurrency = match self.db.backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => options.concurrency,
+        };
         let mut reports = futures_util::stream::iter(todo)
             .map(|resource| self.resource(ctx, resource))
-            .buffer_unordered(options.concurrency);
+            .buffer_unordered(concurrency);
         while let Some(report) = reports.next().await {
             (ctx.progress)(&ProgressEvent::ResourceFinished(report.clone()));
             if let Ok(mut finished) = ctx.finished.lock() {
