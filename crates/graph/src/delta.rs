@@ -302,10 +302,13 @@ impl GraphClient {
             }
         };
         let mut call = Call::get(url, permission);
-        if let Some(size) = self.inner.options.page_size {
-            call.headers
-                .push(("Prefer", format!("odata.maxpagesize={}", size.min(999))));
-        }
+        // Graph's default delta page is 100 objects; ask for its largest (999) unless the
+        // options say otherwise: a tenth of the requests for a large tenant.
+        let size = self.inner.options.page_size.unwrap_or(999);
+        call.headers.push((
+            "Prefer",
+            format!("odata.maxpagesize={}", size.clamp(1, 999)),
+        ));
         call
     }
 

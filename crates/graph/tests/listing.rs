@@ -233,3 +233,42 @@ async fn an_advanced_filter_lists_every_match_across_pages() {
             .all(|u| u.user_type.as_deref() != Some("Member"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_resumes_from_a_stored_next_link_and_refuses_foreign_links() {
+    let h = Harness::with(tenant(50), |_| {});
+    let query = ListQuery {
+        page_size: Some(7),
+        ..ListQuery::select(["id"])
+    };
+    let all = collect(h.client.list_users(&query)).await.expect("listing");
+    let mut pages = h.client.list_users(&query);
+    let first = pages.next().await.expect("a page").expect("first page");
+    drop(pages);
+    let link = first.next_link.expect("more pages");
+    let rest = collect(
+        h.client
+            .resume_pages::<tenantlink_graph::models::User>(&link, "User.Read.All"),
+    )
+    .await
+    .expect("resumed");
+    assert_eq!(first.items.len() + rest.len(), all.len());
+    let ids: Vec<&str> = first
+        .items
+        .iter()
+        .chain(&rest)
+        .map(|u| u.id.as_str())
+        .collect();
+    let expected: Vec<&str> = all.iter().map(|u| u.id.as_str()).collect();
+    assert_eq!(ids, expected);
+
+    let foreign = collect(h.client.resume_pages::<tenantlink_graph::models::User>(
+        "https://evil.example/v1.0/users?$skiptoken=x",
+        "User.Read.All",
+    ))
+    .await;
+    assert!(
+        matches!(foreign, Err(Error::UntrustedLink(_))),
+        "{foreign:?}"
+    );
+}
