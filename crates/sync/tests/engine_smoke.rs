@@ -295,3 +295,45 @@ async fn full_then_incremental_sync_matches_the_tenant() {
     }
     emulator.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_expired_delta_token_falls_back_to_a_full_round() {
+    let emulator = Emulator::start(EmulatorConfig {
+        tenants: 1,
+        delta_token_lifetime: Duration::from_secs(1),
+        ..EmulatorConfig::default()
+    })
+    .expect("emulator");
+    let users = active(&ground_truth(&emulator).await, "users").len() as i64;
+    for test_db in TestDb::all().await {
+        let db = test_db.db.clone();
+        let connection = connect(&db, &emulator).await;
+        let engine = SyncEngine::new(db.clone(), graph_client(&emulator), connection.id.clone());
+        let options = SyncOptions::of(SyncType::Users);
+        let first = engine
+            .run(&options, &|_: &ProgressEvent| {})
+            .await
+            .expect("first");
+        assert_eq!(first.resources[0].mode, Mode::Full);
+        tokio::time::sleep(Duration::from_millis(2_100)).await;
+        let second = engine
+            .run(&options, &|_: &ProgressEvent| {})
+            .await
+            .expect("second");
+        let r = &second.resources[0];
+        assert_eq!(r.status, Completeness::Complete, "{r:#?}");
+        assert_eq!(r.mode, Mode::Full, "{r:#?}");
+        assert!(r.fell_back_to_full.is_some(), "{r:#?}");
+        let cursor = db
+            .cursor(&connection.id, "users")
+            .await
+            .expect("cursor")
+            .expect("a cursor");
+        assert_eq!(cursor.round, 2);
+        assert_eq!(
+            db.counts(&connection.id).await.expect("counts").users,
+            users
+        );
+    }
+    emulator.stop();
+}
