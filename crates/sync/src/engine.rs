@@ -51,11 +51,6 @@ const GROUP_SELECT: &[&str] = &[
     "members",
 ];
 
-/// Devices have no delta: an incremental listing (by `lastSyncDateTime`) only upserts, so
-/// a full listing (which sweeps devices gone from Intune) runs when the last one started
-/// longer ago than this.
-const DEVICES_FULL_EVERY: Duration = Duration::from_secs(24 * 3600);
-
 /// Pages fetched ahead of the one being written.
 const PAGES_AHEAD: usize = 2;
 
@@ -770,7 +765,7 @@ impl SyncEngine {
                     || c.round_started_at.is_some_and(|t| {
                         (now() - t)
                             .to_std()
-                            .is_ok_and(|age| age < DEVICES_FULL_EVERY)
+                            .is_ok_and(|age| age < ctx.options.devices_full_every)
                     }))
         };
         let start = match self.begin(ctx, resource, incremental).await {

@@ -189,6 +189,11 @@ pub struct SyncOptions {
     pub audit_lookback: Duration,
     /// A `running` run not updated for this long was interrupted and is resumed.
     pub stale_after: Duration,
+    /// Devices have no delta: an incremental run lists only devices that checked in since
+    /// the last run (`lastSyncDateTime`), which cannot see deleted ones, so it does a full
+    /// listing that sweeps them when the last full one started longer ago than this
+    /// (default a day; zero: every run).
+    pub devices_full_every: Duration,
 }
 
 impl Default for SyncOptions {
@@ -199,6 +204,7 @@ impl Default for SyncOptions {
             audit_overlap: Duration::from_secs(10 * 60),
             audit_lookback: Duration::from_secs(30 * 24 * 3600),
             stale_after: Duration::from_secs(2 * 60),
+            devices_full_every: Duration::from_secs(24 * 3600),
         }
     }
 }

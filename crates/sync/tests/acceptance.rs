@@ -355,13 +355,19 @@ async fn incremental_after_random_changes_equals_the_tenant(which: Which) {
     for (testdb, conn) in &dbs {
         let backend = testdb.backend();
         let engine = SyncEngine::new(testdb.db.clone(), h.connector().client(), conn.clone());
-        let (report, _) = run(&engine, &options(SyncType::Incremental)).await;
+        // Deleted devices are only seen by a full device listing (no delta for devices).
+        let sweep_devices = tenantlink_sync::SyncOptions {
+            devices_full_every: std::time::Duration::ZERO,
+            ..options(SyncType::Incremental)
+        };
+        let (report, _) = run(&engine, &sweep_devices).await;
         assert_eq!(
             report.status,
             Completeness::Complete,
             "{backend:?}:\n{}",
             summary(&report)
         );
+        assert_eq!(resource(&report, Resource::Devices).mode, Mode::Full);
         for r in [Resource::Users, Resource::Groups] {
             assert_eq!(
                 resource(&report, r).mode,
@@ -594,13 +600,19 @@ async fn expired_delta_tokens_fall_back_to_a_full_round(which: Which) {
     for (testdb, conn) in &dbs {
         let backend = testdb.backend();
         let engine = SyncEngine::new(testdb.db.clone(), h.connector().client(), conn.clone());
-        let (report, _) = run(&engine, &options(SyncType::Incremental)).await;
+        // Deleted devices are only seen by a full device listing (no delta for devices).
+        let sweep_devices = tenantlink_sync::SyncOptions {
+            devices_full_every: std::time::Duration::ZERO,
+            ..options(SyncType::Incremental)
+        };
+        let (report, _) = run(&engine, &sweep_devices).await;
         assert_eq!(
             report.status,
             Completeness::Complete,
             "{backend:?}:\n{}",
             summary(&report)
         );
+        assert_eq!(resource(&report, Resource::Devices).mode, Mode::Full);
         for r in [Resource::Users, Resource::Groups] {
             assert!(
                 resource(&report, r).fell_back_to_full.is_some(),
