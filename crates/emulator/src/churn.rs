@@ -135,6 +135,9 @@ pub fn churn(dir: &mut Directory, fraction: f64, seed: u64, now: DateTime<Utc>) 
         }
         let live = live_users(dir);
         for _ in 0..share(groups.len(), 2.0) {
+            if live.is_empty() {
+                break;
+            }
             let group = *rng.pick(&groups);
             let member = Member {
                 kind: MemberKind::User,

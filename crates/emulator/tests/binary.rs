@@ -105,5 +105,9 @@ fn bad_flags_exit_non_zero_with_a_message() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("small, medium or large"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("small, medium, large or a number of users"),
+        "{stderr}"
+    );
 }

@@ -559,6 +559,22 @@ impl Db {
         let mut conn = self.conn().await?;
         write_transaction!(&mut conn, async move |c| {
             let mut n = 0;
+            if cursor.resource == "users" {
+                // Edges of the users about to go, and only theirs: an edge to a user created
+                // after this round passed it may have come from a groups round.
+                let sql = format!(
+                    "DELETE FROM group_members WHERE connection_id = {p1} AND member_type = 'user' \
+                     AND member_id IN (SELECT id FROM users WHERE connection_id = {p1} \
+                     AND seen_round <> {p2})",
+                    p1 = p(backend, 1),
+                    p2 = p(backend, 2)
+                );
+                n += diesel::sql_query(sql)
+                    .bind::<Text, _>(&cursor.connection_id)
+                    .bind::<BigInt, _>(cursor.round)
+                    .execute(c)
+                    .await?;
+            }
             for table in tables {
                 let sql = format!(
                     "DELETE FROM {table} WHERE connection_id = {} AND seen_round <> {}",
@@ -568,18 +584,6 @@ impl Db {
                 n += diesel::sql_query(sql)
                     .bind::<Text, _>(&cursor.connection_id)
                     .bind::<BigInt, _>(cursor.round)
-                    .execute(c)
-                    .await?;
-            }
-            if cursor.resource == "users" {
-                // Edges to users that are gone.
-                let sql = format!(
-                    "DELETE FROM group_members WHERE connection_id = {p1} AND member_type = 'user' \
-                         AND member_id NOT IN (SELECT id FROM users WHERE connection_id = {p1})",
-                    p1 = p(backend, 1)
-                );
-                n += diesel::sql_query(sql)
-                    .bind::<Text, _>(&cursor.connection_id)
                     .execute(c)
                     .await?;
             }

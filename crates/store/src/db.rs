@@ -60,19 +60,26 @@ impl std::fmt::Debug for DbConfig {
     }
 }
 
-/// A database URL with any password replaced by `***`.
+/// A database URL safe to show: any password replaced by `***` and the query (which may
+/// hold `password=`) dropped; a URL that does not parse as `scheme://…` is not shown at all.
 pub fn redact_url(url: &str) -> String {
+    let url = url.trim();
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+        return if url.ends_with(".db") || url.ends_with(".sqlite") || url.ends_with(".sqlite3") {
+            url.to_owned()
+        } else {
+            "<a URL without scheme://, not shown>".to_owned()
+        };
     };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    // The userinfo ends at the last `@` (a password may hold `/` or `@`).
+    match rest.rsplit_once('@') {
+        Some((userinfo, host_and_path)) => {
             let user = userinfo.split(':').next().unwrap_or_default();
             let masked = if userinfo.contains(':') { ":***" } else { "" };
-            format!("{scheme}://{user}{masked}@{host}{path}")
+            format!("{scheme}://{user}{masked}@{host_and_path}")
         }
-        None => url.to_owned(),
+        None => format!("{scheme}://{rest}"),
     }
 }
 

@@ -14,7 +14,8 @@ fn now() -> NaiveDateTime {
 }
 
 impl Db {
-    /// Starts a run (status `running`).
+    /// Starts a run (status `running`). A connection has at most one live run: while one
+    /// is `running` this fails with [`Error::Conflict`].
     pub async fn create_run(&self, connection_id: &str, sync_type: &str) -> Result<SyncRun, Error> {
         let at = now();
         let run = SyncRun {
@@ -32,27 +33,58 @@ impl Db {
         with_conn!(&mut conn, |c| diesel::insert_into(sync_runs::table)
             .values(&run)
             .execute(c)
-            .await?);
+            .await
+            .map_err(|e| match Error::from(e) {
+                Error::Conflict(_) => Error::Conflict(format!(
+                    "connection {connection_id} already has a sync running"
+                )),
+                other => other,
+            })?);
         Ok(run)
     }
 
-    /// The newest run of a connection and type still marked `running` (alive, or
-    /// interrupted by a crash), if any.
-    pub async fn running_run(
-        &self,
-        connection_id: &str,
-        sync_type: &str,
-    ) -> Result<Option<SyncRun>, Error> {
+    /// The run of a connection still marked `running` (alive, or interrupted by a crash),
+    /// whatever its type; there is at most one.
+    pub async fn running_run(&self, connection_id: &str) -> Result<Option<SyncRun>, Error> {
         let mut conn = self.conn().await?;
         Ok(with_conn!(&mut conn, |c| sync_runs::table
             .filter(sync_runs::connection_id.eq(connection_id))
-            .filter(sync_runs::sync_type.eq(sync_type))
             .filter(sync_runs::status.eq("running"))
             .order(sync_runs::started_at.desc())
             .select(SyncRun::as_select())
             .first(c)
             .await
             .optional()?))
+    }
+
+    /// Takes over an interrupted run: succeeds only if the run is still `running` and
+    /// nobody touched it since `seen_updated_at` (so two processes never both take it).
+    pub async fn claim_run(&self, id: &str, seen_updated_at: NaiveDateTime) -> Result<bool, Error> {
+        let mut conn = self.conn().await?;
+        let n = with_conn!(&mut conn, |c| diesel::update(
+            sync_runs::table
+                .filter(sync_runs::id.eq(id))
+                .filter(sync_runs::status.eq("running"))
+                .filter(sync_runs::updated_at.eq(seen_updated_at))
+        )
+        .set(sync_runs::updated_at.eq(now()))
+        .execute(c)
+        .await?);
+        Ok(n == 1)
+    }
+
+    /// Marks a live run as alive now (a heartbeat, independent of page progress).
+    pub async fn touch_run(&self, id: &str) -> Result<(), Error> {
+        let mut conn = self.conn().await?;
+        with_conn!(&mut conn, |c| diesel::update(
+            sync_runs::table
+                .filter(sync_runs::id.eq(id))
+                .filter(sync_runs::status.eq("running"))
+        )
+        .set(sync_runs::updated_at.eq(now()))
+        .execute(c)
+        .await?);
+        Ok(())
     }
 
     /// Records a live run's report (progress so far).

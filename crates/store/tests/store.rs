@@ -361,6 +361,15 @@ async fn bad_input_is_refused_without_damage() {
         redact_url("postgres://app:hunter2@db:5432/x"),
         "postgres://app:***@db:5432/x"
     );
+    for leaky in [
+        "postgres:/app:hunter2@db/x",
+        "app:hunter2@db:5432/x",
+        "postgres://db/x?password=hunter2",
+        "postgres://app:hun/ter2@db/x",
+    ] {
+        assert!(!redact_url(leaky).contains("hunter2"), "{leaky}");
+        assert!(!redact_url(leaky).contains("ter2"), "{leaky}");
+    }
     assert!(!format!("{:?}", DbConfig::new("postgres://app:hunter2@db/x")).contains("hunter2"));
     let debug = format!("{:?}", cursor_debug_sample());
     assert!(!debug.contains("SECRET"), "{debug}");

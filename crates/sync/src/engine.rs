@@ -271,6 +271,30 @@ fn full_cursor(
     }
 }
 
+/// Touches a live run every `every` until dropped.
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Heartbeat {
+    fn start(db: Db, run_id: String, every: Duration) -> Self {
+        Self(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every.max(Duration::from_millis(250)));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = db.touch_run(&run_id).await {
+                    tracing::warn!(%run_id, error = %e, "could not record the sync run's heartbeat");
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Syncs one connection's tenant into the store. See the crate documentation.
 pub struct SyncEngine {
     db: Db,
@@ -309,20 +333,39 @@ impl SyncEngine {
         options.validate()?;
         let started = Instant::now();
         let type_name = options.sync_type.as_str();
-        let (run_id, resumed, done) = match self
-            .db
-            .running_run(&self.connection_id, type_name)
-            .await?
-        {
+        let already = |run_id: String, sync_type: String| Error::AlreadyRunning {
+            connection_id: self.connection_id.clone(),
+            sync_type,
+            run_id,
+        };
+        // One live run per connection, whatever its type (the store enforces it too): two
+        // runs would move the same cursors and sweep each other's rows.
+        let interrupted = match self.db.running_run(&self.connection_id).await? {
             Some(run) => {
                 let age = (now() - run.updated_at).to_std().unwrap_or(Duration::ZERO);
-                if age < options.stale_after {
-                    return Err(Error::AlreadyRunning {
-                        connection_id: self.connection_id.clone(),
-                        sync_type: type_name.to_owned(),
-                        run_id: run.id,
-                    });
+                if age < options.stale_after || !self.db.claim_run(&run.id, run.updated_at).await? {
+                    return Err(already(run.id, run.sync_type));
                 }
+                if run.sync_type == type_name {
+                    Some(run)
+                } else {
+                    // An interrupted run of another type: closed as failed. What it
+                    // committed stays; its resources' cursors are taken up by this run.
+                    self.db
+                        .finish_run(
+                            &run.id,
+                            "failed",
+                            &run.report,
+                            Some("interrupted, then superseded by a run of another type"),
+                        )
+                        .await?;
+                    None
+                }
+            }
+            None => None,
+        };
+        let (run_id, resumed, done) = match interrupted {
+            Some(run) => {
                 // Resources the interrupted run finished (not failed) are not redone.
                 let done: Vec<ResourceReport> = serde_json::from_str::<RunReport>(&run.report)
                     .map(|r| r.resources)
@@ -333,12 +376,22 @@ impl SyncEngine {
                 tracing::info!(run_id = %run.id, done = done.len(), "taking up an interrupted sync run");
                 (run.id, true, done)
             }
-            None => (
-                self.db.create_run(&self.connection_id, type_name).await?.id,
-                false,
-                Vec::new(),
-            ),
+            None => match self.db.create_run(&self.connection_id, type_name).await {
+                Ok(run) => (run.id, false, Vec::new()),
+                // Another process started one between our look and our insert.
+                Err(tenantlink_store::Error::Conflict(_)) => {
+                    let live = self.db.running_run(&self.connection_id).await?;
+                    return Err(match live {
+                        Some(r) => already(r.id, r.sync_type),
+                        None => already(String::new(), type_name.to_owned()),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            },
         };
+        // The run stays visibly alive while a page is slow (throttled, retried): a
+        // heartbeat apart from page progress, stopped when this function returns.
+        let _heartbeat = Heartbeat::start(self.db.clone(), run_id.clone(), options.stale_after / 4);
         progress(&ProgressEvent::RunStarted {
             run_id: run_id.clone(),
             resumed,
@@ -472,8 +525,9 @@ impl SyncEngine {
             }
             Resource::Alerts => {
                 self.listing_resource(ctx, resource, |engine, mode, cursor, options| {
+                    // By last update: an old alert that changed status comes again.
                     let stream: PageStream<Alert> =
-                        match audit_query(mode, cursor, options, "createdDateTime") {
+                        match audit_query(mode, cursor, options, "lastUpdateDateTime") {
                             AuditStart::Query(q) => engine.graph.list_alerts(&q),
                             AuditStart::Resume(link) => {
                                 engine.graph.resume_pages(&link, ALERTS_PERMISSION)

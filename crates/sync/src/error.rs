@@ -20,7 +20,9 @@ pub enum Error {
     #[error(transparent)]
     Vault(#[from] tenantlink_vault::Error),
     /// Another run of the same connection and type is alive.
-    #[error("a {sync_type} sync of connection {connection_id} is already running (run {run_id})")]
+    #[error(
+        "a {sync_type} sync of connection {connection_id} is already running (run {run_id}); wait for it, or, if its process died, run again once it has been silent for the stale interval (2 minutes by default)"
+    )]
     AlreadyRunning {
         /// The connection.
         connection_id: String,

@@ -102,10 +102,33 @@ pub fn group_row(group: &Group) -> GroupRow {
     }
 }
 
-/// A page of a users delta round.
+/// Indexes of the changes that decide each object: its last one on the page (an object
+/// updated then deleted on one page ends deleted, and the reverse ends present).
+fn last_per_id<T>(changes: &[DeltaChange<T>], id: impl Fn(&T) -> &str) -> Vec<bool> {
+    let mut last = std::collections::HashMap::new();
+    for (i, change) in changes.iter().enumerate() {
+        let key = match change {
+            DeltaChange::Upserted { item, .. } => id(item),
+            DeltaChange::Removed { id, .. } => id.as_str(),
+        };
+        last.insert(key.to_owned(), i);
+    }
+    let mut decides = vec![false; changes.len()];
+    for i in last.into_values() {
+        decides[i] = true;
+    }
+    decides
+}
+
+/// A page of a users delta round. Each user appears once in the page's write: the last
+/// change Graph sent for it wins.
 pub fn users_page(changes: Vec<DeltaChange<User>>) -> PageWrite {
+    let decides = last_per_id(&changes, |u: &User| u.id.as_str());
     let mut page = PageWrite::default();
-    for change in changes {
+    for (change, decides) in changes.into_iter().zip(decides) {
+        if !decides {
+            continue;
+        }
         match change {
             DeltaChange::Upserted { item, .. } => page.users.push(user_row(&item)),
             DeltaChange::Removed { id, reason } => match reason {
@@ -133,23 +156,50 @@ fn member_changes(page: &mut PageWrite, group_id: &str, members: Vec<MemberChang
 }
 
 /// A page of a groups delta round: groups, their removals and their membership changes.
-/// A group repeated with only its id writes only its edges.
+/// A group repeated with only its id writes only its edges. Each group and each edge
+/// appears once in the page's write: the last change Graph sent for it wins.
 pub fn groups_page(changes: Vec<DeltaChange<Group>>) -> PageWrite {
+    // Id-only repeats carry members, not the group: they do not decide the group itself.
+    let decides = last_per_id(&changes, |g: &Group| g.id.as_str());
+    let mut last_full: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, change) in changes.iter().enumerate() {
+        match change {
+            DeltaChange::Upserted { item, .. } if !is_id_only(item) => {
+                last_full.insert(item.id.clone(), i);
+            }
+            DeltaChange::Removed { id, .. } => {
+                last_full.insert(id.clone(), i);
+            }
+            DeltaChange::Upserted { .. } => {}
+        }
+    }
     let mut page = PageWrite::default();
-    for change in changes {
+    let mut edges: Vec<(String, MemberChange)> = Vec::new();
+    for (i, (change, decides)) in changes.into_iter().zip(decides).enumerate() {
         match change {
             DeltaChange::Upserted { item, members } => {
-                if !is_id_only(&item) {
+                if last_full.get(&item.id) == Some(&i) {
                     page.groups.push(group_row(&item));
                 }
-                member_changes(&mut page, &item.id, members);
+                edges.extend(members.into_iter().map(|m| (item.id.clone(), m)));
             }
-            DeltaChange::Removed { id, reason } => match reason {
+            DeltaChange::Removed { id, reason } if decides => match reason {
                 RemovedReason::Deleted => page.groups_deleted.push(id),
                 RemovedReason::Changed | RemovedReason::Other(_) => {
                     page.groups_soft_deleted.push(id);
                 }
             },
+            DeltaChange::Removed { .. } => {}
+        }
+    }
+    // The last change of each edge wins.
+    let mut last_edge = std::collections::HashMap::new();
+    for (i, (group, m)) in edges.iter().enumerate() {
+        last_edge.insert((group.clone(), m.id.clone()), i);
+    }
+    for (i, (group, m)) in edges.into_iter().enumerate() {
+        if last_edge.get(&(group.clone(), m.id.clone())) == Some(&i) {
+            member_changes(&mut page, &group, vec![m]);
         }
     }
     page
@@ -295,7 +345,11 @@ pub fn alerts_page(items: Vec<Alert>) -> (PageWrite, Option<NaiveDateTime>) {
             })
         })
         .collect();
-    let latest = alerts.iter().map(|a| a.created_at).max();
+    // Alerts are listed by last update (they change status after they are created).
+    let latest = alerts
+        .iter()
+        .map(|a| a.updated_at.unwrap_or(a.created_at))
+        .max();
     (
         PageWrite {
             alerts,
@@ -489,6 +543,63 @@ mod tests {
         for (name, changes, expected) in cases {
             assert_eq!(groups_page(changes), expected, "{name}");
         }
+    }
+
+    #[test]
+    fn the_last_change_of_an_object_or_edge_on_a_page_wins() {
+        let u = |id: &str, name: &str| DeltaChange::Upserted {
+            item: user(json!({"id": id, "displayName": name})),
+            members: vec![],
+        };
+        let gone = |id: &str| DeltaChange::Removed {
+            id: id.into(),
+            reason: RemovedReason::Deleted,
+        };
+        let page = users_page(vec![
+            u("a", "one"),
+            u("a", "two"),
+            u("b", "x"),
+            gone("b"),
+            gone("c"),
+            u("c", "back"),
+        ]);
+        let names: Vec<_> = page
+            .users
+            .iter()
+            .map(|r| (r.id.as_str(), r.display_name.as_deref()))
+            .collect();
+        assert_eq!(names, vec![("a", Some("two")), ("c", Some("back"))]);
+        assert_eq!(page.users_deleted, vec!["b".to_owned()]);
+
+        let g = |v: Value, members: Vec<MemberChange>| DeltaChange::Upserted {
+            item: group(v),
+            members,
+        };
+        let full =
+            json!({"id": "g", "displayName": "G", "securityEnabled": true, "mailEnabled": false});
+        let page = groups_page(vec![
+            g(
+                full.clone(),
+                vec![
+                    member("u1", None, MemberChangeKind::Added),
+                    member("u2", None, MemberChangeKind::Added),
+                ],
+            ),
+            g(
+                json!({"id": "g"}),
+                vec![
+                    member("u1", None, MemberChangeKind::Removed),
+                    member("u2", None, MemberChangeKind::Added),
+                ],
+            ),
+        ]);
+        assert_eq!(page.groups.len(), 1, "one row for the group");
+        assert_eq!(page.members_added.len(), 1, "{:?}", page.members_added);
+        assert_eq!(page.members_added[0].member_id, "u2");
+        assert_eq!(
+            page.members_removed,
+            vec![("g".to_owned(), "u1".to_owned())]
+        );
     }
 
     #[test]

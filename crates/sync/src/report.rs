@@ -201,7 +201,9 @@ impl Default for SyncOptions {
         Self {
             sync_type: SyncType::Incremental,
             concurrency: 3,
-            audit_overlap: Duration::from_secs(10 * 60),
+            // Sign-in and audit records can reach Graph hours late; re-reading two hours
+            // costs little (writes are idempotent by id) and misses nothing that late.
+            audit_overlap: Duration::from_secs(2 * 3600),
             audit_lookback: Duration::from_secs(30 * 24 * 3600),
             stale_after: Duration::from_secs(2 * 60),
             devices_full_every: Duration::from_secs(24 * 3600),

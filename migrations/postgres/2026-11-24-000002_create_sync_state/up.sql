@@ -12,6 +12,9 @@ CREATE TABLE sync_runs (
     error TEXT
 );
 CREATE INDEX sync_runs_connection ON sync_runs (connection_id, started_at);
+-- At most one live run per connection: two runs would move the same cursors and sweep each
+-- other's rows.
+CREATE UNIQUE INDEX sync_runs_one_running ON sync_runs (connection_id) WHERE status = 'running';
 
 CREATE TABLE sync_cursors (
     connection_id TEXT NOT NULL REFERENCES connections (id) ON DELETE CASCADE,

@@ -47,10 +47,21 @@ pub(crate) async fn sync(
             "no connections to sync: `tenantlink connect` adds one (or try `tenantlink sync --demo`)"
         );
     }
+    // One connection that cannot sync (already running, refused sign-in) does not stop the
+    // others; it makes the exit status a failure.
     let mut worst = Completeness::Complete;
     for connection in &connections {
-        let report = sync_one(&db, &ring, &cloud, connection, sync_type, json).await?;
-        worst = worse(worst, report.status);
+        match sync_one(&db, &ring, &cloud, connection, sync_type, json).await {
+            Ok(report) => worst = worse(worst, report.status),
+            Err(err) => {
+                let mut line = format!("error: {err}");
+                for cause in err.chain().skip(1) {
+                    line.push_str(&format!(": {cause}"));
+                }
+                writeln!(std::io::stderr().lock(), "{line}")?;
+                worst = Completeness::Failed;
+            }
+        }
     }
     Ok(exit_code(worst))
 }
