@@ -401,11 +401,13 @@ fn statements(
                 "DELETE FROM group_members AS m USING json_array_elements({p2}::json) AS x \
                  WHERE m.connection_id = {p1} AND m.group_id = x ->> 0 AND m.member_id = x ->> 1"
             ),
-            // Through the primary key, one edge at a time (a row-value IN would scan).
+            // The pairs drive the join (CROSS JOIN fixes the order in SQLite), each edge
+            // found through the primary key; the JSON is parsed once.
             Backend::Sqlite => format!(
-                "DELETE FROM group_members WHERE rowid IN (SELECT m.rowid FROM json_each({p2}) AS j \
-                 JOIN group_members AS m ON m.connection_id = {p1} \
-                 AND m.group_id = j.value ->> 0 AND m.member_id = j.value ->> 1)"
+                "DELETE FROM group_members WHERE rowid IN (SELECT m.rowid FROM \
+                 (SELECT value ->> 0 AS g, value ->> 1 AS id FROM json_each({p2})) AS j \
+                 CROSS JOIN group_members AS m \
+                 WHERE m.connection_id = {p1} AND m.group_id = j.g AND m.member_id = j.id)"
             ),
         };
         out.push(Statement {
@@ -434,16 +436,17 @@ fn statements(
                  (u.last_sign_in_at, u.last_non_interactive_sign_in_at) IS DISTINCT FROM \
                  (x.last_sign_in_at, x.last_non_interactive_sign_in_at)"
             ),
-            // Correlated lookups of each updated user (found by primary key); an UPDATE ...
-            // FROM a JSON table would compare every user with every entry.
+            // The JSON is parsed once into a materialized table; each user is found by its
+            // primary key and its values looked up in that small table.
             Backend::Sqlite => format!(
-                "UPDATE users SET \
-                 last_sign_in_at = (SELECT replace(j.value ->> 'last_sign_in_at', 'T', ' ') \
-                   FROM json_each({p2}) AS j WHERE j.value ->> 'id' = users.id), \
-                 last_non_interactive_sign_in_at = (SELECT \
-                   replace(j.value ->> 'last_non_interactive_sign_in_at', 'T', ' ') \
-                   FROM json_each({p2}) AS j WHERE j.value ->> 'id' = users.id) \
-                 WHERE connection_id = {p1} AND id IN (SELECT value ->> 'id' FROM json_each({p2}))"
+                "WITH x AS MATERIALIZED (SELECT value ->> 'id' AS id, \
+                 replace(value ->> 'last_sign_in_at', 'T', ' ') AS a, \
+                 replace(value ->> 'last_non_interactive_sign_in_at', 'T', ' ') AS b \
+                 FROM json_each({p2})) \
+                 UPDATE users SET \
+                 last_sign_in_at = (SELECT a FROM x WHERE x.id = users.id), \
+                 last_non_interactive_sign_in_at = (SELECT b FROM x WHERE x.id = users.id) \
+                 WHERE connection_id = {p1} AND id IN (SELECT id FROM x)"
             ),
         };
         out.push(Statement {

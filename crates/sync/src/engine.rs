@@ -366,13 +366,37 @@ impl SyncEngine {
         };
         let (run_id, resumed, done) = match interrupted {
             Some(run) => {
-                // Resources the interrupted run finished (not failed) are not redone.
-                let done: Vec<ResourceReport> = serde_json::from_str::<RunReport>(&run.report)
+                // Resources the interrupted run finished (not failed) are not redone: those
+                // its report records, and those whose round it ended (a crash can fall
+                // between a round's last commit and the report's update).
+                let mut done: Vec<ResourceReport> = serde_json::from_str::<RunReport>(&run.report)
                     .map(|r| r.resources)
                     .unwrap_or_default()
                     .into_iter()
                     .filter(|r| r.status != Completeness::Failed)
                     .collect();
+                for cursor in self.db.cursors(&self.connection_id).await? {
+                    let Some(resource) = Resource::ALL
+                        .into_iter()
+                        .find(|r| r.as_str() == cursor.resource)
+                    else {
+                        continue;
+                    };
+                    if cursor.run_id.as_deref() == Some(run.id.as_str())
+                        && cursor.next_link.is_none()
+                        && !done.iter().any(|d| d.resource == resource)
+                    {
+                        let mode = if options.sync_type == SyncType::Full {
+                            Mode::Full
+                        } else {
+                            Mode::Incremental
+                        };
+                        let mut report = ResourceReport::new(resource, mode);
+                        report.pages = u64::try_from(cursor.pages).unwrap_or(0);
+                        report.rows = u64::try_from(cursor.rows_written).unwrap_or(0);
+                        done.push(report);
+                    }
+                }
                 tracing::info!(run_id = %run.id, done = done.len(), "taking up an interrupted sync run");
                 (run.id, true, done)
             }
@@ -646,8 +670,9 @@ impl SyncEngine {
     /// Ends a round: stores the cursor with no round in progress, sweeping what a full
     /// round did not see. Returns the rows swept.
     async fn finish(&self, mut cursor: Cursor) -> Result<u64, tenantlink_store::Error> {
+        // No next link: the round is over. The run id stays, saying which run finished it
+        // (a run taken up after a crash does not redo it).
         cursor.next_link = None;
-        cursor.run_id = None;
         cursor.updated_at = now();
         if cursor.full_round {
             cursor.full_round = false;
