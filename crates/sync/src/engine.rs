@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
 use futures_util::{Stream, StreamExt};
-use tenantlink_graph::models::{Alert, DirectoryAudit, ManagedDevice, SignIn, User};
+use tenantlink_graph::models::{ManagedDevice, User};
 use tenantlink_graph::{DeltaPage, DeltaStart, GraphClient, ListQuery, Page, PageStream};
 use tenantlink_store::{Cursor, Db, PageWrite};
 use tokio::sync::mpsc;
@@ -523,26 +523,21 @@ impl SyncEngine {
             }
             Resource::SignIns => {
                 self.listing_resource(ctx, resource, |engine, mode, cursor, options| {
-                    let stream: PageStream<SignIn> =
-                        match audit_query(mode, cursor, options, "createdDateTime") {
-                            AuditStart::Query(q) => engine.graph.list_sign_ins(&q),
-                            AuditStart::Resume(link) => {
-                                engine.graph.resume_pages(&link, AUDIT_PERMISSION)
-                            }
-                        };
+                    let start = audit_start(mode, cursor, options, "createdDateTime");
+                    let stream =
+                        engine.audit_pages(start, AUDIT_PERMISSION, GraphClient::list_sign_ins);
                     pipeline(stream, |p| list_planned(p, plan::sign_ins_page))
                 })
                 .await
             }
             Resource::DirectoryAudits => {
                 self.listing_resource(ctx, resource, |engine, mode, cursor, options| {
-                    let stream: PageStream<DirectoryAudit> =
-                        match audit_query(mode, cursor, options, "activityDateTime") {
-                            AuditStart::Query(q) => engine.graph.list_directory_audits(&q),
-                            AuditStart::Resume(link) => {
-                                engine.graph.resume_pages(&link, AUDIT_PERMISSION)
-                            }
-                        };
+                    let start = audit_start(mode, cursor, options, "activityDateTime");
+                    let stream = engine.audit_pages(
+                        start,
+                        AUDIT_PERMISSION,
+                        GraphClient::list_directory_audits,
+                    );
                     pipeline(stream, |p| list_planned(p, plan::audits_page))
                 })
                 .await
@@ -550,13 +545,9 @@ impl SyncEngine {
             Resource::Alerts => {
                 self.listing_resource(ctx, resource, |engine, mode, cursor, options| {
                     // By last update: an old alert that changed status comes again.
-                    let stream: PageStream<Alert> =
-                        match audit_query(mode, cursor, options, "lastUpdateDateTime") {
-                            AuditStart::Query(q) => engine.graph.list_alerts(&q),
-                            AuditStart::Resume(link) => {
-                                engine.graph.resume_pages(&link, ALERTS_PERMISSION)
-                            }
-                        };
+                    let start = audit_start(mode, cursor, options, "lastUpdateDateTime");
+                    let stream =
+                        engine.audit_pages(start, ALERTS_PERMISSION, GraphClient::list_alerts);
                     pipeline(stream, |p| list_planned(p, plan::alerts_page))
                 })
                 .await
@@ -899,7 +890,25 @@ enum AuditStart {
     Resume(String),
 }
 
-fn audit_query(
+impl SyncEngine {
+    /// The pages of an audit listing: a new query, or the stored link it goes on from.
+    fn audit_pages<T>(
+        &self,
+        start: AuditStart,
+        permission: &'static str,
+        list: impl Fn(&GraphClient, &ListQuery) -> PageStream<T>,
+    ) -> PageStream<T>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+    {
+        match start {
+            AuditStart::Query(q) => list(&self.graph, &q),
+            AuditStart::Resume(link) => self.graph.resume_pages(&link, permission),
+        }
+    }
+}
+
+fn audit_start(
     mode: Mode,
     cursor: &Cursor,
     options: &SyncOptions,
