@@ -12,21 +12,21 @@ use serde_json::Value;
 
 use crate::{cargo, run};
 
-struct Measured {
-    rows: u64,
-    wall: Duration,
+pub(crate) struct Measured {
+    pub(crate) rows: u64,
+    pub(crate) wall: Duration,
     peak_mib: f64,
     status: String,
 }
 
 /// The emulator, killed on drop.
-struct EmulatorProcess {
+pub(crate) struct EmulatorProcess {
     child: Child,
-    https_url: String,
-    ca_path: String,
-    tenant_id: String,
-    client_id: String,
-    client_secret: String,
+    pub(crate) https_url: String,
+    pub(crate) ca_path: String,
+    pub(crate) tenant_id: String,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: String,
 }
 
 impl Drop for EmulatorProcess {
@@ -36,7 +36,7 @@ impl Drop for EmulatorProcess {
     }
 }
 
-fn start_emulator(bin: &Path, users: usize, dir: &Path) -> Result<EmulatorProcess> {
+pub(crate) fn start_emulator(bin: &Path, users: usize, dir: &Path) -> Result<EmulatorProcess> {
     let ca = dir.join("emulator-ca.pem");
     let mut child = Command::new(bin)
         .args([
@@ -82,7 +82,11 @@ fn status_kib(pid: u32, field: &str) -> Option<u64> {
 }
 
 /// Runs `tenantlink sync --json`, sampling its peak RSS (VmHWM) until it exits.
-fn measure_sync(tenantlink: &Path, env: &[(String, String)], sync_type: &str) -> Result<Measured> {
+pub(crate) fn measure_sync(
+    tenantlink: &Path,
+    env: &[(String, String)],
+    sync_type: &str,
+) -> Result<Measured> {
     let started = Instant::now();
     let mut child = Command::new(tenantlink)
         .args(["sync", "--type", sync_type, "--json"])
@@ -138,7 +142,7 @@ fn churn(emulator: &EmulatorProcess, fraction: f64) -> Result<Value> {
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
-fn psql(admin_url: &str, sql: &str) -> Result<()> {
+pub(crate) fn psql(admin_url: &str, sql: &str) -> Result<()> {
     let out = Command::new("psql")
         .args([admin_url, "-v", "ON_ERROR_STOP=1", "-qc", sql])
         .output()

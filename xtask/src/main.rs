@@ -1,5 +1,6 @@
 //! `cargo xtask`: the project's automation. `cargo xtask ci` runs what CI runs.
 
+mod bench_api;
 mod bench_sync;
 mod checks;
 
@@ -22,6 +23,8 @@ usage: cargo xtask <command>
   bench graph        users/s and peak memory listing 100,000 users through the Graph connector
   bench sync         full and 1%-changed incremental syncs of 10,000 and 100,000 users into
                      PostgreSQL and SQLite with the real binary: rows/s, wall time, peak memory
+  bench api          p50/p99 latency of a paged users listing and a search at 500 requests/s
+                     on a 100,000-user tenant in PostgreSQL (load from oha, installed on use)
 ";
 
 fn main() -> Result<()> {
@@ -38,6 +41,7 @@ fn main() -> Result<()> {
         ["bench", "emulator"] => bench(&root, "tenantlink-emulator", "emulator"),
         ["bench", "graph"] => bench(&root, "tenantlink-graph", "graph"),
         ["bench", "sync"] => bench_sync::bench_sync(&root),
+        ["bench", "api"] => bench_api::bench_api(&root),
         ["help" | "--help" | "-h"] | [] => {
             eprint!("{USAGE}");
             Ok(())

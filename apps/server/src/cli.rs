@@ -19,6 +19,18 @@ pub(crate) enum Command {
     /// CREDENTIAL_ENCRYPTION_KEY_PREVIOUS (comma-separated older keys that still decrypt).
     #[command(subcommand)]
     Vault(VaultCommand),
+    /// Run the HTTP API and the background sync workers.
+    ///
+    /// Configured from the environment (see `.env.example`): DATABASE_URL,
+    /// CREDENTIAL_ENCRYPTION_KEY, TENANTLINK_ADMIN_KEY (required, 32+ random characters),
+    /// PORT, and TENANTLINK_* settings. Migrations are applied at start.
+    Serve,
+    /// Run everything offline on embedded defaults: the emulator in-process with a seeded
+    /// tenant, an SQLite file (tenantlink-demo.db), a demo organization and API key, a
+    /// connected tenant, a first sync, and the server. Prints the URL and the key.
+    ///
+    /// PORT picks the port (default 8080; 0 for any free one).
+    Demo,
     /// Apply pending database migrations (DATABASE_URL; SQLite `tenantlink.db` by default).
     Migrate,
     /// Connect a Microsoft tenant: verify the app's credentials with Entra ID, report the
@@ -59,6 +71,9 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check the audit trail (DATABASE_URL).
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Show connections, what is synced and the last run of each.
     Status {
         /// Print JSON.
@@ -103,6 +118,19 @@ pub(crate) enum VaultCommand {
     Rewrap {
         /// Rows per batch.
         #[arg(long, default_value_t = 100)]
+        batch: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Recompute the hash chain of the whole trail, in seq order.
+    ///
+    /// Prints `audit chain intact: N events` and exits 0, or prints the first broken seq and
+    /// why and exits 1.
+    Verify {
+        /// Events read per query (memory stays bounded by this).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..=100_000))]
         batch: i64,
     },
 }

@@ -1,8 +1,21 @@
 #![doc = include_str!("../README.md")]
 
+mod app;
+mod audit;
+mod auth;
 mod cli;
 mod commands;
 mod config;
+mod dto;
+mod error;
+mod metrics;
+mod openapi;
+mod routes;
+mod scheduler;
+mod state;
+#[cfg(test)]
+mod testing;
+mod worker;
 
 use std::io::Write as _;
 use std::process::ExitCode;

@@ -8,7 +8,7 @@ use diesel::sql_types::{BigInt, Text, Timestamp};
 use diesel_async::RunQueryDsl;
 use serde::Serialize;
 
-use crate::db::{Backend, write_transaction};
+use crate::db::{Backend, with_conn, write_transaction};
 use crate::models::{
     AlertRow, AuditRow, Cursor, DeviceRow, GroupRow, MemberRow, SignInActivityRow, SignInRow,
     UserRow,
@@ -560,7 +560,7 @@ impl Db {
         let cursor = cursor.clone();
         let _writer = self.writer().await;
         let mut conn = self.conn().await?;
-        write_transaction!(&mut conn, async move |c| {
+        let n = write_transaction!(&mut conn, async move |c| {
             let mut n = 0;
             if cursor.resource == "users" {
                 // Edges of the users about to go, and only theirs: an edge to a user created
@@ -598,7 +598,21 @@ impl Db {
                 .execute(c)
                 .await?;
             Ok::<_, Error>(n)
-        })
+        })?;
+        // A full round is a bulk load: the planner's statistics of these tables are now
+        // stale (on a new database they do not exist yet), and with them it picks a hash
+        // join over all of a connection's rows for the small, id-keyed statements that
+        // follow (each signInActivity page took 50-85 ms instead of 3 ms at 100,000
+        // users). ANALYZE samples a bounded number of rows, whatever the table's size.
+        if backend == Backend::Postgres {
+            let mut conn = self.conn().await?;
+            for table in tables {
+                with_conn!(&mut conn, |c| diesel::sql_query(format!("ANALYZE {table}"))
+                    .execute(c)
+                    .await)?;
+            }
+        }
+        Ok(n)
     }
 }
 

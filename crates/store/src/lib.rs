@@ -1,9 +1,14 @@
 #![doc = include_str!("../README.md")]
 
+mod audit;
 mod data;
 mod db;
 mod error;
+mod jobs;
+mod keys;
 pub mod models;
+mod oauth;
+mod pages;
 mod read;
 mod runs;
 pub mod schema;
@@ -11,12 +16,21 @@ mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use audit::{AuditFilter, AuditVerification, GENESIS_HASH, NewAuditEvent, event_hash};
 pub use data::PageWrite;
 pub use db::{Backend, Db, DbConfig, SqliteConn, redact_url};
 pub use error::Error;
+pub use jobs::NewJob;
+pub use keys::NewApiKey;
 pub use models::{
-    AlertRow, AuditRow, AuthKind, Connection, Cursor, DelegatedToken, DeviceRow, GroupRow,
-    MemberRow, Organization, SignInActivityRow, SignInRow, SyncRun, UserRow,
+    AlertRow, ApiKey, AuditEvent, AuditRow, AuthKind, Connection, Cursor, DelegatedToken,
+    DeviceRow, GroupRow, MemberRow, OAuthState, Organization, SignInActivityRow, SignInRow,
+    SyncJob, SyncRun, UserRow,
+};
+pub use pages::{
+    AlertFilter, DEFAULT_LIMIT, DeviceFilter, DirectoryAuditFilter, GroupFilter, GroupRef, Listing,
+    MAX_LIMIT, MAX_SEARCH_CHARS, MemberEntry, Page, PageError, PageRequest, Scope, SignInFilter,
+    TimeRange, UserFilter,
 };
 pub use read::Counts;
 pub use tenants::{NewConnection, SecretRef, StoredSecret};

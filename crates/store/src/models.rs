@@ -74,7 +74,8 @@ pub struct Connection {
     pub secret_key_id: Option<String>,
     /// When the secret expires, if known.
     pub secret_expires_at: Option<NaiveDateTime>,
-    /// `active`, `error` or `disabled`.
+    /// `active`, `error`, `disabled` or `disconnected` (by its owner: no credentials, the
+    /// synced data kept).
     pub status: String,
     /// The last error, for people.
     pub last_error: Option<String>,
@@ -86,6 +87,9 @@ pub struct Connection {
     pub created_at: NaiveDateTime,
     /// Last changed.
     pub updated_at: NaiveDateTime,
+    /// When an administrator of the tenant last granted the platform's app tenant-wide
+    /// consent, if ever.
+    pub consented_at: Option<NaiveDateTime>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -109,6 +113,7 @@ impl std::fmt::Debug for Connection {
             .field("last_error", &self.last_error)
             .field("granted_permissions", &self.granted_permissions)
             .field("missing_permissions", &self.missing_permissions)
+            .field("consented_at", &self.consented_at)
             .finish_non_exhaustive()
     }
 }
@@ -410,4 +415,156 @@ pub struct SignInActivityRow {
     pub last_sign_in_at: Option<NaiveDateTime>,
     /// Last non-interactive sign-in.
     pub last_non_interactive_sign_in_at: Option<NaiveDateTime>,
+}
+
+/// An organization's API key as stored: a hash of its secret, never the key.
+#[derive(Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = crate::schema::api_keys)]
+pub struct ApiKey {
+    /// The key's public id.
+    pub id: String,
+    /// The organization it acts for.
+    pub organization_id: String,
+    /// A label for people.
+    pub name: String,
+    /// Hex SHA-256 of the key's secret part.
+    pub secret_hash: String,
+    /// When it was made.
+    pub created_at: NaiveDateTime,
+    /// When it stops working, if ever.
+    pub expires_at: Option<NaiveDateTime>,
+    /// When it was revoked.
+    pub revoked_at: Option<NaiveDateTime>,
+    /// When it was last used (to the minute).
+    pub last_used_at: Option<NaiveDateTime>,
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("id", &self.id)
+            .field("organization_id", &self.organization_id)
+            .field("name", &self.name)
+            .field("expires_at", &self.expires_at)
+            .field("revoked_at", &self.revoked_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A sync asked for (over the API or by the scheduler) and the worker lease on it.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, QueryableByName, Selectable, Insertable)]
+#[diesel(table_name = crate::schema::sync_jobs)]
+pub struct SyncJob {
+    /// Random id (UUID v4).
+    pub id: String,
+    /// The organization that owns the connection.
+    pub organization_id: String,
+    /// The connection to sync.
+    pub connection_id: String,
+    /// `full`, `incremental`, `users`, `groups`, `devices` or `audit`.
+    pub sync_type: String,
+    /// `queued`, `running`, `complete`, `partial` or `failed`.
+    pub status: String,
+    /// `api` or `schedule`.
+    pub trigger: String,
+    /// The API key that asked for it, if one did.
+    pub requested_by: Option<String>,
+    /// Times a worker claimed it.
+    pub attempts: i32,
+    /// Not claimed before this (a retry's backoff).
+    pub not_before: NaiveDateTime,
+    /// The worker holding it while running.
+    pub lease_owner: Option<String>,
+    /// When that worker's lease ends unless renewed.
+    pub lease_expires_at: Option<NaiveDateTime>,
+    /// The engine's `sync_runs` id once the run started.
+    pub run_id: Option<String>,
+    /// Progress while running (JSON: pages and rows per resource).
+    pub progress: String,
+    /// The engine's run report (JSON) once finished.
+    pub report: Option<String>,
+    /// Why it failed or was retried, for people.
+    pub error: Option<String>,
+    /// When it was asked for.
+    pub created_at: NaiveDateTime,
+    /// When a worker first took it.
+    pub started_at: Option<NaiveDateTime>,
+    /// When it finished.
+    pub finished_at: Option<NaiveDateTime>,
+    /// Last change.
+    pub updated_at: NaiveDateTime,
+}
+
+/// A pending interactive request (delegated sign-in or admin consent), kept server-side
+/// until its callback: the state as a hash, the PKCE verifier as ciphertext. Debug hides
+/// both.
+#[derive(Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = oauth_states)]
+pub struct OAuthState {
+    /// Hex SHA-256 of the `state` sent to Entra ID.
+    pub state_hash: String,
+    /// The organization that started it.
+    pub organization_id: String,
+    /// The connection it is for.
+    pub connection_id: String,
+    /// `sign_in` or `admin_consent`.
+    pub kind: String,
+    /// The PKCE code verifier, encrypted by the caller.
+    pub verifier_ciphertext: Vec<u8>,
+    /// Id of the key that wrote `verifier_ciphertext`.
+    pub key_id: String,
+    /// The tenant segment of the request.
+    pub tenant: String,
+    /// The app asked for.
+    pub client_id: String,
+    /// Where the answer comes back.
+    pub redirect_uri: String,
+    /// Scopes asked for, space-separated.
+    pub scopes: String,
+    /// When it was made.
+    pub created_at: NaiveDateTime,
+    /// When it stops being accepted.
+    pub expires_at: NaiveDateTime,
+}
+
+impl std::fmt::Debug for OAuthState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthState")
+            .field("organization_id", &self.organization_id)
+            .field("connection_id", &self.connection_id)
+            .field("kind", &self.kind)
+            .field("key_id", &self.key_id)
+            .field("tenant", &self.tenant)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One event of the audit trail as stored, with its place in the hash chain.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = crate::schema::audit_events, treat_none_as_default_value = false)]
+pub struct AuditEvent {
+    /// Its position in the chain: 1, 2, 3… without gaps.
+    pub seq: i64,
+    /// When it happened (UTC, to the microsecond).
+    pub at: NaiveDateTime,
+    /// The organization it concerns; `None` for admin and system events.
+    pub organization_id: Option<String>,
+    /// Who: `key:<key id>`, `admin`, `worker:<instance>`, `system` or `anonymous`.
+    pub actor: String,
+    /// What: an API route (`GET /v1/connections/{connection_id}/users`) or a named action
+    /// (`sync.run`).
+    pub action: String,
+    /// Which things: `name=value` pairs separated by spaces (path parameters, ids).
+    pub target: String,
+    /// How it ended: an HTTP status, or `complete`, `partial`, `failed`.
+    pub outcome: String,
+    /// The request it came from, if any.
+    pub request_id: Option<String>,
+    /// A small JSON object (never a secret).
+    pub detail: String,
+    /// The previous event's hash (64 zeros before the first event).
+    pub prev_hash: String,
+    /// Hex SHA-256 of `prev_hash` and this event's fields (see `audit::event_hash`).
+    pub hash: String,
 }

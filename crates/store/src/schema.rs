@@ -26,6 +26,7 @@ diesel::table! {
         missing_permissions -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        consented_at -> Nullable<Timestamp>,
     }
 }
 
@@ -188,3 +189,84 @@ diesel::table! {
 diesel::joinable!(connections -> organizations (organization_id));
 diesel::joinable!(sync_runs -> connections (connection_id));
 diesel::allow_tables_to_appear_in_same_query!(organizations, connections, sync_runs);
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        organization_id -> Text,
+        name -> Text,
+        secret_hash -> Text,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    sync_jobs (id) {
+        id -> Text,
+        organization_id -> Text,
+        connection_id -> Text,
+        sync_type -> Text,
+        status -> Text,
+        trigger -> Text,
+        requested_by -> Nullable<Text>,
+        attempts -> Integer,
+        not_before -> Timestamp,
+        lease_owner -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamp>,
+        run_id -> Nullable<Text>,
+        progress -> Text,
+        report -> Nullable<Text>,
+        error -> Nullable<Text>,
+        created_at -> Timestamp,
+        started_at -> Nullable<Timestamp>,
+        finished_at -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(sync_jobs -> connections (connection_id));
+diesel::allow_tables_to_appear_in_same_query!(connections, sync_jobs);
+
+diesel::table! {
+    oauth_states (state_hash) {
+        state_hash -> Text,
+        organization_id -> Text,
+        connection_id -> Text,
+        kind -> Text,
+        verifier_ciphertext -> Binary,
+        key_id -> Text,
+        tenant -> Text,
+        client_id -> Text,
+        redirect_uri -> Text,
+        scopes -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_events (seq) {
+        seq -> BigInt,
+        at -> Timestamp,
+        organization_id -> Nullable<Text>,
+        actor -> Text,
+        action -> Text,
+        target -> Text,
+        outcome -> Text,
+        request_id -> Nullable<Text>,
+        detail -> Text,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    audit_chain_head (id) {
+        id -> Integer,
+        seq -> BigInt,
+        hash -> Text,
+    }
+}

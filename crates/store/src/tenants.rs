@@ -7,7 +7,7 @@ use diesel_async::RunQueryDsl;
 
 use crate::db::{with_conn, write_transaction};
 use crate::models::{Connection, DelegatedToken, Organization};
-use crate::schema::{connections, delegated_tokens, organizations};
+use crate::schema::{connections, delegated_tokens, oauth_states, organizations};
 use crate::{Db, Error};
 
 /// A new connection; the secret is ciphertext the caller made.
@@ -81,7 +81,7 @@ impl std::fmt::Debug for StoredSecret {
     }
 }
 
-fn now() -> NaiveDateTime {
+pub(crate) fn now() -> NaiveDateTime {
     chrono::Utc::now().naive_utc()
 }
 
@@ -160,6 +160,7 @@ impl Db {
             missing_permissions: new.missing_permissions.join(" "),
             created_at: at,
             updated_at: at,
+            consented_at: None,
         };
         let mut conn = self.conn().await?;
         with_conn!(&mut conn, |c| diesel::insert_into(connections::table)
@@ -278,29 +279,168 @@ impl Db {
         let _writer = self.writer().await;
         let mut conn = self.conn().await?;
         let n = write_transaction!(&mut conn, async move |c| {
-            // Data tables first: on SQLite, foreign keys cascade too, but explicit
-            // deletes keep both backends alike and fast.
-            for table in crate::DATA_TABLES {
-                diesel::sql_query(format!(
-                    "DELETE FROM {table} WHERE connection_id IN (SELECT id FROM connections \
-                         WHERE id = {} AND organization_id = {})",
-                    backend.param(1),
-                    backend.param(2)
-                ))
-                .bind::<diesel::sql_types::Text, _>(id)
-                .bind::<diesel::sql_types::Text, _>(organization_id)
-                .execute(c)
-                .await?;
-            }
-            diesel::delete(
+            // The connection row goes first: deleting it waits for any page being
+            // written (its cursor row holds a key-share lock on the connection) and stops
+            // later pages. The synced rows have no foreign key on PostgreSQL, so they are
+            // deleted here, each statement seeing everything committed before it.
+            let n = diesel::delete(
                 connections::table
                     .filter(connections::organization_id.eq(organization_id))
                     .filter(connections::id.eq(id)),
             )
             .execute(c)
-            .await
-            .map_err(Error::from)
+            .await?;
+            if n > 0 {
+                for table in crate::DATA_TABLES {
+                    diesel::sql_query(format!(
+                        "DELETE FROM {table} WHERE connection_id = {}",
+                        backend.param(1)
+                    ))
+                    .bind::<diesel::sql_types::Text, _>(id)
+                    .execute(c)
+                    .await?;
+                }
+            }
+            Ok::<_, Error>(n)
         })?;
+        if n == 0 {
+            return Err(Error::NotFound {
+                entity: "connection",
+                id: id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The connection of `organization_id` to `tenant_id` (any app), if any; tenant ids
+    /// compare without case.
+    pub async fn connection_by_tenant(
+        &self,
+        organization_id: &str,
+        tenant_id: &str,
+    ) -> Result<Option<Connection>, Error> {
+        let all = self.connections(organization_id).await?;
+        Ok(all
+            .into_iter()
+            .find(|c| c.tenant_id.eq_ignore_ascii_case(tenant_id)))
+    }
+
+    /// Replaces every credential of a connection of `new.organization_id` (tenant, app,
+    /// kind, secret, permissions) and makes it `active` again with no last error: a
+    /// rotated secret, a reconnection after [`Db::disconnect_connection`], or a new app.
+    pub async fn replace_connection_credentials(
+        &self,
+        id: &str,
+        new: NewConnection,
+    ) -> Result<Connection, Error> {
+        let (ciphertext, key_id) = new.secret.map_or((None, None), |(c, k)| (Some(c), Some(k)));
+        let _writer = self.writer().await;
+        let mut conn = self.conn().await?;
+        let n = with_conn!(&mut conn, |c| diesel::update(
+            connections::table
+                .filter(connections::organization_id.eq(&new.organization_id))
+                .filter(connections::id.eq(id))
+        )
+        .set((
+            connections::tenant_id.eq(&new.tenant_id),
+            connections::client_id.eq(&new.client_id),
+            connections::auth_kind.eq(new.auth_kind.as_str()),
+            connections::secret_ciphertext.eq(ciphertext),
+            connections::secret_key_id.eq(key_id),
+            connections::secret_expires_at.eq(new.secret_expires_at),
+            connections::granted_permissions.eq(new.granted_permissions.join(" ")),
+            connections::missing_permissions.eq(new.missing_permissions.join(" ")),
+            connections::status.eq("active"),
+            connections::last_error.eq(None::<String>),
+            connections::updated_at.eq(now()),
+        ))
+        .execute(c)
+        .await
+        .map_err(|e| match Error::from(e) {
+            Error::Conflict(_) => Error::Conflict(format!(
+                "this organization already connects tenant {} with app {}",
+                new.tenant_id, new.client_id
+            )),
+            other => other,
+        })?);
+        drop(conn);
+        if n == 0 {
+            return Err(Error::NotFound {
+                entity: "connection",
+                id: id.to_owned(),
+            });
+        }
+        self.connection(&new.organization_id, id).await
+    }
+
+    /// Disconnects a connection of `organization_id`: erases its secret, its delegated
+    /// tokens and its pending sign-ins, and marks it `disconnected`. Its runs, cursors and
+    /// synced data stay (see [`Db::delete_connection`] to remove them too).
+    pub async fn disconnect_connection(
+        &self,
+        organization_id: &str,
+        id: &str,
+    ) -> Result<Connection, Error> {
+        let _writer = self.writer().await;
+        let mut conn = self.conn().await?;
+        let n = write_transaction!(&mut conn, async move |c| {
+            let n = diesel::update(
+                connections::table
+                    .filter(connections::organization_id.eq(organization_id))
+                    .filter(connections::id.eq(id)),
+            )
+            .set((
+                connections::secret_ciphertext.eq(None::<Vec<u8>>),
+                connections::secret_key_id.eq(None::<String>),
+                connections::secret_expires_at.eq(None::<NaiveDateTime>),
+                connections::status.eq("disconnected"),
+                connections::last_error.eq(None::<String>),
+                connections::updated_at.eq(now()),
+            ))
+            .execute(c)
+            .await?;
+            if n > 0 {
+                diesel::delete(
+                    delegated_tokens::table.filter(delegated_tokens::connection_id.eq(id)),
+                )
+                .execute(c)
+                .await?;
+                diesel::delete(oauth_states::table.filter(oauth_states::connection_id.eq(id)))
+                    .execute(c)
+                    .await?;
+            }
+            Ok::<_, Error>(n)
+        })?;
+        drop(conn);
+        if n == 0 {
+            return Err(Error::NotFound {
+                entity: "connection",
+                id: id.to_owned(),
+            });
+        }
+        self.connection(organization_id, id).await
+    }
+
+    /// Records that an administrator of the connection's tenant granted the platform's app
+    /// tenant-wide consent at `at`.
+    pub async fn set_connection_consented(
+        &self,
+        organization_id: &str,
+        id: &str,
+        at: NaiveDateTime,
+    ) -> Result<(), Error> {
+        let mut conn = self.conn().await?;
+        let n = with_conn!(&mut conn, |c| diesel::update(
+            connections::table
+                .filter(connections::organization_id.eq(organization_id))
+                .filter(connections::id.eq(id))
+        )
+        .set((
+            connections::consented_at.eq(Some(at)),
+            connections::updated_at.eq(now()),
+        ))
+        .execute(c)
+        .await?);
         if n == 0 {
             return Err(Error::NotFound {
                 entity: "connection",

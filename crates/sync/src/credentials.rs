@@ -8,7 +8,9 @@ use std::sync::Arc;
 use chrono::NaiveDateTime;
 use secrecy::{ExposeSecret, SecretString};
 use tenantlink_graph::{GraphClient, GraphClientOptions};
-use tenantlink_identity::{AppCredential, AppCredentialConfig, ClientAuth, IdentityClient};
+use tenantlink_identity::{
+    AppCredential, AppCredentialConfig, ClientAuth, ClientCertificate, IdentityClient,
+};
 use tenantlink_store::{AuthKind, Connection, Db, NewConnection};
 use tenantlink_vault::KeyRing;
 
@@ -55,18 +57,160 @@ pub async fn verify_app(
     client_id: &str,
     secret: &SecretString,
 ) -> Result<Permissions, Error> {
+    verify_credentials(
+        identity,
+        tenant_id,
+        client_id,
+        &AppSecret::Secret(secret.clone()),
+    )
+    .await
+}
+
+/// What an app signs in with, as its owner hands it over. Debug shows neither the secret
+/// nor the private key.
+#[derive(Clone)]
+pub enum AppSecret {
+    /// A client secret.
+    Secret(SecretString),
+    /// A certificate and its private key, both PEM.
+    Certificate {
+        /// The certificate (the first `CERTIFICATE` block is the app's).
+        certificate_pem: String,
+        /// The private key (`PRIVATE KEY` or `RSA PRIVATE KEY`).
+        private_key_pem: SecretString,
+    },
+}
+
+impl std::fmt::Debug for AppSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Secret(_) => f.write_str("Secret([REDACTED])"),
+            Self::Certificate { .. } => f.write_str("Certificate([REDACTED])"),
+        }
+    }
+}
+
+impl AppSecret {
+    /// How a connection holding it signs in.
+    pub fn auth_kind(&self) -> AuthKind {
+        match self {
+            Self::Secret(_) => AuthKind::ClientSecret,
+            Self::Certificate { .. } => AuthKind::Certificate,
+        }
+    }
+
+    /// The identity crate's form of it.
+    pub fn client_auth(&self) -> Result<ClientAuth, Error> {
+        Ok(match self {
+            Self::Secret(secret) => ClientAuth::Secret(secret.clone()),
+            Self::Certificate {
+                certificate_pem,
+                private_key_pem,
+            } => ClientAuth::Certificate(Arc::new(ClientCertificate::from_pem(
+                private_key_pem,
+                certificate_pem,
+            )?)),
+        })
+    }
+
+    /// The plaintext the vault encrypts: the secret, or the key PEM then the certificate
+    /// PEM (each found again by its PEM label).
+    fn plaintext(&self) -> String {
+        match self {
+            Self::Secret(secret) => secret.expose_secret().to_owned(),
+            Self::Certificate {
+                certificate_pem,
+                private_key_pem,
+            } => format!(
+                "{}\n{}",
+                private_key_pem.expose_secret().trim(),
+                certificate_pem.trim()
+            ),
+        }
+    }
+}
+
+/// Gets an app-only Graph token with a secret or a certificate: proof the credentials
+/// work. Nothing is stored. Returns what the token grants and lacks.
+pub async fn verify_credentials(
+    identity: &IdentityClient,
+    tenant_id: &str,
+    client_id: &str,
+    secret: &AppSecret,
+) -> Result<Permissions, Error> {
     let credential = identity.app_credential(AppCredentialConfig {
         tenant_id: tenant_id.to_owned(),
         client_id: client_id.to_owned(),
-        auth: ClientAuth::Secret(secret.clone()),
+        auth: secret.client_auth()?,
     })?;
     let scope = identity.cloud().graph_scope();
+    // A cached token proves nothing about this secret (the cache is keyed by tenant, app
+    // and scopes): forget it first. Callers sharing the client with running syncs should
+    // verify with a client of their own, so a sync cannot refill the cache meanwhile.
+    identity.cache().remove(&tenantlink_identity::CacheKey::new(
+        tenant_id,
+        client_id,
+        None,
+        &[scope.as_str()],
+    ));
     let token = credential.token(&[scope.as_str()]).await?;
     let jwt = token.token.secret();
     Ok(Permissions {
         granted: tenantlink_identity::granted_roles(jwt)?,
         missing: tenantlink_identity::missing_roles(jwt, REQUIRED_PERMISSIONS)?,
     })
+}
+
+/// Credentials for a new connection, or new credentials for an existing one.
+#[derive(Debug)]
+pub struct CredentialsRequest {
+    /// The owning organization.
+    pub organization_id: String,
+    /// The connection whose credentials are replaced; `None` makes a new connection.
+    pub connection_id: Option<String>,
+    /// The Microsoft tenant id.
+    pub tenant_id: String,
+    /// The app (client) id.
+    pub client_id: String,
+    /// The secret or certificate.
+    pub secret: AppSecret,
+    /// When the secret expires, if the caller knows.
+    pub secret_expires_at: Option<NaiveDateTime>,
+}
+
+/// Verifies the credentials against Entra ID, then stores them encrypted under the ring's
+/// primary key: a new connection, or the replaced credentials of
+/// `request.connection_id` (made `active` again, e.g. after a disconnection). Nothing is
+/// stored when verification fails.
+pub async fn store_credentials(
+    db: &Db,
+    ring: &KeyRing,
+    identity: &IdentityClient,
+    request: CredentialsRequest,
+) -> Result<(Connection, Permissions), Error> {
+    let permissions = verify_credentials(
+        identity,
+        &request.tenant_id,
+        &request.client_id,
+        &request.secret,
+    )
+    .await?;
+    let ciphertext = ring.encrypt(request.secret.plaintext().as_bytes())?;
+    let new = NewConnection {
+        organization_id: request.organization_id,
+        tenant_id: request.tenant_id,
+        client_id: request.client_id,
+        auth_kind: request.secret.auth_kind(),
+        secret: Some((ciphertext.into_bytes(), ring.primary_id().to_string())),
+        secret_expires_at: request.secret_expires_at,
+        granted_permissions: permissions.granted.clone(),
+        missing_permissions: permissions.missing.clone(),
+    };
+    let connection = match request.connection_id {
+        Some(id) => db.replace_connection_credentials(&id, new).await?,
+        None => db.create_connection(new).await?,
+    };
+    Ok((connection, permissions))
 }
 
 /// Verifies the credentials, then stores the connection with its secret encrypted under
@@ -100,21 +244,25 @@ pub async fn connect_tenant(
     Ok((connection, permissions))
 }
 
-/// The app credential of a stored client-secret connection (its secret decrypted in
-/// memory only).
+/// The app credential of a stored client-secret or certificate connection (its secret
+/// decrypted in memory only).
 pub fn app_credential(
     identity: &IdentityClient,
     ring: &KeyRing,
     connection: &Connection,
 ) -> Result<AppCredential, Error> {
-    if AuthKind::parse(&connection.auth_kind) != Some(AuthKind::ClientSecret) {
+    let kind = AuthKind::parse(&connection.auth_kind);
+    if !matches!(kind, Some(AuthKind::ClientSecret | AuthKind::Certificate)) {
         return Err(Error::Invalid(format!(
-            "connection {} signs in with {}; only client-secret connections sync app-only",
+            "connection {} signs in with {}; only client-secret and certificate connections sync app-only",
             connection.id, connection.auth_kind
         )));
     }
     let ciphertext = connection.secret_ciphertext.as_deref().ok_or_else(|| {
-        Error::Invalid(format!("connection {} has no stored secret", connection.id))
+        Error::Invalid(format!(
+            "connection {} has no stored secret (disconnected?): give it a new secret",
+            connection.id
+        ))
     })?;
     let token = std::str::from_utf8(ciphertext).map_err(|_| {
         Error::Invalid(format!(
@@ -126,10 +274,19 @@ pub fn app_credential(
     let secret = std::str::from_utf8(secret.plaintext.expose_secret())
         .map_err(|_| Error::Invalid("the stored secret is not UTF-8".into()))?
         .to_owned();
+    let auth = if kind == Some(AuthKind::Certificate) {
+        let pem = SecretString::from(secret);
+        ClientAuth::Certificate(Arc::new(ClientCertificate::from_pem(
+            &pem,
+            pem.expose_secret(),
+        )?))
+    } else {
+        ClientAuth::Secret(SecretString::from(secret))
+    };
     Ok(identity.app_credential(AppCredentialConfig {
         tenant_id: connection.tenant_id.clone(),
         client_id: connection.client_id.clone(),
-        auth: ClientAuth::Secret(SecretString::from(secret)),
+        auth,
     })?)
 }
 

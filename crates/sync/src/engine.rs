@@ -93,6 +93,8 @@ impl Planned {
 enum Failure {
     Graph(tenantlink_graph::Error),
     Store(tenantlink_store::Error),
+    /// Told to stop; the last committed page is the checkpoint.
+    Stopped,
 }
 
 impl From<tenantlink_store::Error> for Failure {
@@ -127,6 +129,10 @@ impl Failure {
             Self::Store(e) => {
                 report.status = Completeness::Failed;
                 report.reason = Some(e.to_string());
+            }
+            Self::Stopped => {
+                report.status = Completeness::Failed;
+                report.reason = Some("stopped between pages".into());
             }
         }
     }
@@ -196,6 +202,8 @@ struct RunCtx<'a> {
     /// Reports of the resources finished so far.
     finished: Mutex<Vec<ResourceReport>>,
     last_beat: Mutex<Instant>,
+    /// Resources that stopped when told to (not finished: they go on from their cursor).
+    stopped: Mutex<Vec<Resource>>,
 }
 
 impl RunCtx<'_> {
@@ -209,6 +217,20 @@ impl RunCtx<'_> {
             finished,
             self.started.elapsed(),
         )
+    }
+
+    fn mark_stopped(&self, resource: Resource) {
+        if let Ok(mut stopped) = self.stopped.lock() {
+            stopped.push(resource);
+        }
+    }
+
+    fn was_stopped(&self, resource: Resource) -> bool {
+        self.stopped.lock().is_ok_and(|s| s.contains(&resource))
+    }
+
+    fn any_stopped(&self) -> bool {
+        self.stopped.lock().is_ok_and(|s| !s.is_empty())
     }
 
     fn report_json(&self, connection_id: &str) -> String {
@@ -300,6 +322,10 @@ pub struct SyncEngine {
     db: Db,
     graph: GraphClient,
     connection_id: String,
+    /// Turns true when the run should stop at the next page boundary.
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
+    /// A run the caller knows is nobody's any more, taken up whatever its age.
+    take_over: Option<String>,
 }
 
 impl std::fmt::Debug for SyncEngine {
@@ -317,6 +343,41 @@ impl SyncEngine {
             db,
             graph,
             connection_id: connection_id.into(),
+            stop: None,
+            take_over: None,
+        }
+    }
+
+    /// Stops the run when `stop` turns true: each resource stops before its next page
+    /// (the page being written commits first), the run stays `running` and [`Self::run`]
+    /// answers [`Error::Stopped`]. The run goes on later from its cursors.
+    pub fn with_stop(mut self, stop: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
+    /// Takes up the interrupted run `run_id` at once, without waiting for it to be silent
+    /// for `stale_after`: for a caller that knows its process is gone (it holds the job
+    /// lease that process lost or gave back).
+    pub fn taking_over(mut self, run_id: Option<String>) -> Self {
+        self.take_over = run_id;
+        self
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| *s.borrow())
+    }
+
+    /// Resolves when told to stop (never, without a stop signal).
+    async fn stopping(&self) {
+        match &self.stop {
+            Some(stop) => {
+                let mut stop = stop.clone();
+                if stop.wait_for(|s| *s).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            None => std::future::pending::<()>().await,
         }
     }
 
@@ -343,7 +404,10 @@ impl SyncEngine {
         let interrupted = match self.db.running_run(&self.connection_id).await? {
             Some(run) => {
                 let age = (now() - run.updated_at).to_std().unwrap_or(Duration::ZERO);
-                if age < options.stale_after || !self.db.claim_run(&run.id, run.updated_at).await? {
+                let handed_over = self.take_over.as_deref() == Some(run.id.as_str());
+                if (age < options.stale_after && !handed_over)
+                    || !self.db.claim_run(&run.id, run.updated_at).await?
+                {
                     return Err(already(run.id, run.sync_type));
                 }
                 if run.sync_type == type_name {
@@ -436,6 +500,7 @@ impl SyncEngine {
             started,
             finished: Mutex::new(done),
             last_beat: Mutex::new(Instant::now()),
+            stopped: Mutex::new(Vec::new()),
         };
         let ctx = &ctx;
         // Users and groups first: the largest, so they start at once.
@@ -444,7 +509,15 @@ impl SyncEngine {
         // SQLite, while they hold the write lock this write waits for).
         let mut reports = futures_util::stream::iter(todo)
             .map(|resource| async move {
+                if self.stop_requested() {
+                    ctx.mark_stopped(resource);
+                    return Ok(());
+                }
                 let report = self.resource(ctx, resource).await;
+                if ctx.was_stopped(resource) {
+                    // Not finished: its cursor holds where it goes on.
+                    return Ok(());
+                }
                 (ctx.progress)(&ProgressEvent::ResourceFinished(report.clone()));
                 if let Ok(mut finished) = ctx.finished.lock() {
                     finished.push(report);
@@ -465,6 +538,12 @@ impl SyncEngine {
         drop(reports);
         if let Some(e) = first_error {
             return Err(e.into());
+        }
+        if ctx.any_stopped() {
+            tracing::info!(run_id = %ctx.run_id, "sync run stopped between pages; it stays resumable");
+            return Err(Error::Stopped {
+                run_id: ctx.run_id.clone(),
+            });
         }
         let report = ctx.report(&self.connection_id);
         let error = report
@@ -611,7 +690,9 @@ impl SyncEngine {
         }
     }
 
-    /// Writes the pages of `rx` in order, each with its checkpoint.
+    /// Writes the pages of `rx` in order, each with its checkpoint. When `stoppable` and
+    /// told to stop, returns [`Failure::Stopped`] before the next page (the cursor stored
+    /// with the last page says where the round goes on).
     async fn apply(
         &self,
         ctx: &RunCtx<'_>,
@@ -619,9 +700,23 @@ impl SyncEngine {
         mut rx: mpsc::Receiver<Result<Planned, tenantlink_graph::Error>>,
         report: &mut ResourceReport,
         started: Instant,
+        stoppable: bool,
     ) -> Result<RoundEnd, Failure> {
         let mut end = RoundEnd::default();
-        while let Some(page) = rx.recv().await {
+        loop {
+            let next = if stoppable {
+                tokio::select! {
+                    biased;
+                    () = self.stopping() => {
+                        ctx.mark_stopped(report.resource);
+                        return Err(Failure::Stopped);
+                    }
+                    page = rx.recv() => page,
+                }
+            } else {
+                rx.recv().await
+            };
+            let Some(page) = next else { break };
             let page = page.map_err(Failure::Graph)?;
             let at = now();
             let rows = page.write.rows() as u64;
@@ -719,7 +814,9 @@ impl SyncEngine {
                     delta_planned(p, plan::groups_page)
                 })
             };
-            let result = self.apply(ctx, &mut cursor, rx, &mut report, started).await;
+            let result = self
+                .apply(ctx, &mut cursor, rx, &mut report, started, true)
+                .await;
             match result {
                 Ok(end) => {
                     let Some(delta_link) = end.delta_link else {
@@ -789,7 +886,11 @@ impl SyncEngine {
             delta_link: None,
         });
         let old = cursor.time_cursor;
-        match self.apply(ctx, &mut cursor, rx, report, started).await {
+        // Not stoppable: the listing is not resumed, and its round is already over.
+        match self
+            .apply(ctx, &mut cursor, rx, report, started, false)
+            .await
+        {
             Ok(end) => {
                 cursor.time_cursor = old.max(end.latest);
                 cursor.updated_at = now();
@@ -797,7 +898,7 @@ impl SyncEngine {
                     Failure::Store(e).record(report);
                 }
             }
-            Err(Failure::Store(e)) => Failure::Store(e).record(report),
+            Err(f @ (Failure::Store(_) | Failure::Stopped)) => f.record(report),
             Err(Failure::Graph(e)) => {
                 report.status = Completeness::Partial;
                 if matches!(e, tenantlink_graph::Error::Forbidden { .. }) {
@@ -855,7 +956,10 @@ impl SyncEngine {
         let mut mode = start.mode;
         loop {
             let rx = open(self, mode, &cursor, ctx.options);
-            match self.apply(ctx, &mut cursor, rx, &mut report, started).await {
+            match self
+                .apply(ctx, &mut cursor, rx, &mut report, started, true)
+                .await
+            {
                 Ok(end) => {
                     cursor.time_cursor = cursor.time_cursor.max(end.latest);
                     match self.finish(cursor).await {

@@ -31,6 +31,14 @@ pub enum Error {
         /// The live run.
         run_id: String,
     },
+    /// The run was told to stop ([`crate::SyncEngine::with_stop`]) and did, between pages:
+    /// every committed page is kept and the run stays `running`, to be taken up from its
+    /// checkpoints (at once by a caller passing it to [`crate::SyncEngine::taking_over`]).
+    #[error("sync run {run_id} stopped between pages; it goes on from its last committed page")]
+    Stopped {
+        /// The run, still `running`.
+        run_id: String,
+    },
 }
 
 impl From<tenantlink_identity::Error> for Error {

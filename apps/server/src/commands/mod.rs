@@ -1,7 +1,12 @@
 //! What each subcommand does.
 
+mod audit;
 mod connect;
+#[cfg(test)]
+pub(crate) use connect::identity;
 mod db;
+mod demo;
+mod serve;
 mod sync;
 mod vault;
 
@@ -13,7 +18,10 @@ use crate::cli::{Cli, Command};
 pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Vault(command) => vault::run(command),
+        Command::Audit(command) => runtime()?.block_on(audit::run(command)),
         Command::Migrate => runtime()?.block_on(db::migrate()),
+        Command::Serve => runtime()?.block_on(serve::serve()),
+        Command::Demo => runtime()?.block_on(demo::demo()),
         Command::Status { json } => runtime()?.block_on(db::status(json)),
         Command::Connect {
             tenant_id,

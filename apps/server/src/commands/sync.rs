@@ -11,18 +11,16 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tenantlink_graph::GraphClientOptions;
-use tenantlink_identity::{Cloud, SecretString};
-use tenantlink_store::{Connection, Db, DbConfig};
-use tenantlink_sync::credentials::{self, ConnectRequest};
+use tenantlink_store::{Connection, Db};
+use tenantlink_sync::credentials;
 use tenantlink_sync::{
     Completeness, Mode, ProgressEvent, Resource, RunReport, SyncEngine, SyncOptions, SyncType,
 };
-use tenantlink_vault::{FernetKey, KeyRing};
+use tenantlink_vault::KeyRing;
 
 use crate::config::{self, CloudSettings};
 
-/// Where `--demo` keeps its database (recreated on every demo run).
-const DEMO_DATABASE: &str = "tenantlink-demo.db";
+use super::demo::DEMO_DATABASE;
 
 pub(crate) async fn sync(
     sync_type: SyncType,
@@ -84,7 +82,7 @@ fn exit_code(status: Completeness) -> ExitCode {
     }
 }
 
-async fn sync_one(
+pub(crate) async fn sync_one(
     db: &Db,
     ring: &KeyRing,
     cloud: &CloudSettings,
@@ -322,70 +320,15 @@ fn summary(report: &RunReport) -> String {
 /// `tenantlink sync --demo`: the emulator in-process with a seeded tenant, an SQLite file,
 /// a connected tenant, a full sync and then an incremental one.
 pub(crate) async fn demo() -> anyhow::Result<ExitCode> {
-    let mut err = std::io::stderr().lock();
-    writeln!(
-        err,
-        "starting the offline emulator (Entra ID + Microsoft Graph) with a seeded tenant…"
-    )?;
-    drop(err);
-    let emulator = tokio::task::spawn_blocking(|| {
-        tenantlink_emulator::Emulator::start(tenantlink_emulator::EmulatorConfig {
-            tenants: 1,
-            size: tenantlink_emulator::TenantSize::MEDIUM,
-            ..tenantlink_emulator::EmulatorConfig::default()
-        })
-    })
-    .await?
-    .context("cannot start the emulator")?;
-    let tenant = emulator
-        .tenants()
-        .first()
-        .context("the emulator seeded no tenant")?
-        .clone();
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{DEMO_DATABASE}{suffix}"));
-    }
-    let db = Db::connect(&DbConfig::new(format!("sqlite://{DEMO_DATABASE}")))
-        .await
-        .context("cannot create the demo database")?;
-    db.migrate().await?;
-    // The demo database is throwaway: without a configured key, a throwaway key seals it.
-    let ring = match config::vault_from_env() {
-        Ok(vault) => vault.build()?,
-        Err(_) => KeyRing::new(FernetKey::generate()?),
-    };
-    let cloud = CloudSettings {
-        cloud: Cloud::Custom {
-            base_url: emulator.https_url().to_owned(),
-        },
-        graph_url: emulator.graph_url(),
-        graph_audience: Cloud::Public.config().graph_audience,
-        root_certificates_pem: vec![emulator.ca_pem()],
-    };
-    let identity = super::connect::identity(&cloud)?;
-    let organization_id = super::connect::organization(&db, "demo").await?;
-    let (connection, permissions) = credentials::connect_tenant(
-        &db,
-        &ring,
-        &identity,
-        ConnectRequest {
-            organization_id,
-            tenant_id: tenant.tenant_id.clone(),
-            client_id: tenant.connector_app.client_id.clone(),
-            secret: SecretString::from(tenant.connector_app.client_secret.clone()),
-            secret_expires_at: None,
-        },
-    )
-    .await
-    .context("cannot connect the demo tenant")?;
-    writeln!(
-        std::io::stderr().lock(),
-        "connected tenant {} ({}); secret stored encrypted under key {}; {} permissions granted\n",
-        tenant.domain,
-        tenant.tenant_id,
-        ring.primary_id(),
-        permissions.granted.len()
-    )?;
+    let super::demo::DemoSetup {
+        emulator,
+        tenant,
+        db,
+        ring,
+        cloud,
+        connection,
+        ..
+    } = super::demo::setup().await?;
     let full = sync_one(&db, &ring, &cloud, &connection, SyncType::Full, false).await?;
     let churned = emulator
         .churn(&tenant.tenant_id, 0.01, 7)

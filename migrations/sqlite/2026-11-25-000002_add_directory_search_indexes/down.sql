@@ -1,0 +1,9 @@
+DROP INDEX users_search_display_name;
+DROP INDEX users_search_given_name;
+DROP INDEX users_search_surname;
+DROP INDEX users_search_upn;
+DROP INDEX users_search_mail;
+DROP INDEX groups_search_display_name;
+DROP INDEX groups_search_mail;
+DROP INDEX managed_devices_search_name;
+DROP INDEX sign_ins_user;

@@ -1,0 +1,14 @@
+-- Indexes of the API's paged reads. A case-insensitive prefix search is a range on
+-- lower(column) (compared byte-wise: collation "C" on PostgreSQL, SQLite's default BINARY),
+-- so each searched column has an index (connection_id, lower(column), id) (covering: a
+-- search without other filters reads no table rows). Sign-ins are
+-- listed per user, newest first.
+CREATE INDEX users_search_display_name ON users (connection_id, lower(display_name), id);
+CREATE INDEX users_search_given_name ON users (connection_id, lower(given_name), id);
+CREATE INDEX users_search_surname ON users (connection_id, lower(surname), id);
+CREATE INDEX users_search_upn ON users (connection_id, lower(user_principal_name), id);
+CREATE INDEX users_search_mail ON users (connection_id, lower(mail), id);
+CREATE INDEX groups_search_display_name ON groups (connection_id, lower(display_name), id);
+CREATE INDEX groups_search_mail ON groups (connection_id, lower(mail), id);
+CREATE INDEX managed_devices_search_name ON managed_devices (connection_id, lower(device_name), id);
+CREATE INDEX sign_ins_user ON sign_ins (connection_id, user_id, created_at);
