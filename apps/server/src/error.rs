@@ -180,6 +180,7 @@ impl From<tenantlink_store::Error> for ApiError {
         use tenantlink_store::Error as E;
         match e {
             E::NotFound { entity, .. } => Self::NotFound { what: entity },
+            E::Page(e) => e.into(),
             E::Conflict(message) => Self::Conflict {
                 code: "conflict",
                 message,
@@ -190,6 +191,17 @@ impl From<tenantlink_store::Error> for ApiError {
             }
             other => Self::internal(other),
         }
+    }
+}
+
+impl From<tenantlink_store::PageError> for ApiError {
+    fn from(e: tenantlink_store::PageError) -> Self {
+        use tenantlink_store::PageError as P;
+        let code = match e {
+            P::Limit => "invalid_limit",
+            P::Cursor => "invalid_cursor",
+        };
+        Self::bad_request(code, e.to_string())
     }
 }
 

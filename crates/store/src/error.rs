@@ -29,6 +29,10 @@ pub enum Error {
     /// Applying migrations failed.
     #[error("migration failed: {0}")]
     Migration(String),
+    /// A page request does not fit the listing (e.g. a search's cursor without the
+    /// search).
+    #[error(transparent)]
+    Page(#[from] crate::PageError),
     /// A stored value could not be decoded (e.g. a report that is not JSON).
     #[error("stored data is not readable: {0}")]
     Corrupt(String),

@@ -98,12 +98,22 @@ pub enum PageError {
 }
 
 /// Where a page starts: after this key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 struct Position {
     /// The time of the last row (time-ordered listings).
     at: Option<NaiveDateTime>,
     /// The id of the last row.
     id: String,
+    /// A search's pages: the search (trimmed) and the last row's matched value (lowered),
+    /// which the results are ordered by before the id.
+    search: Option<(String, String)>,
+}
+
+impl Listing {
+    /// Whether the listing can be searched (and so has search cursors).
+    fn searchable(self) -> bool {
+        matches!(self, Self::Users | Self::Groups | Self::Devices)
+    }
 }
 
 /// One page's size and start, checked.
@@ -284,6 +294,10 @@ fn checksum(payload: &[u8]) -> [u8; 8] {
 
 fn encode_cursor(listing: Listing, position: &Position) -> String {
     let mut payload = serde_json::json!({ "l": listing.tag(), "i": position.id });
+    if let Some((search, key)) = &position.search {
+        payload["q"] = search.as_str().into();
+        payload["k"] = key.as_str().into();
+    }
     if let Some(at) = position.at {
         // Nanoseconds fit an i64 until 2262; seconds and nanoseconds keep any time exact.
         payload["s"] = at.and_utc().timestamp().into();
@@ -325,7 +339,12 @@ fn decode_cursor(listing: Listing, cursor: &str) -> Result<Position, PageError> 
     if at.is_some() != listing.by_time() {
         return Err(PageError::Cursor);
     }
-    Ok(Position { at, id })
+    let search = match (value["q"].as_str(), value["k"].as_str()) {
+        (Some(q), Some(k)) if listing.searchable() => Some((q.to_owned(), k.to_owned())),
+        (None, None) => None,
+        _ => return Err(PageError::Cursor),
+    };
+    Ok(Position { at, id, search })
 }
 
 /// Unpadded base64url (RFC 4648 §5), strict: a cursor decodes to one byte string only.
@@ -391,20 +410,13 @@ struct Sql {
     params: Vec<Param>,
 }
 
-/// Matches of a search collected (at most) before a page is read along the primary key,
-/// per row asked for, and the bounds of that number: reading matches from the search
-/// indexes costs about as much per match as skipping a non-match along the primary key,
-/// so past a few thousand matches walking the key fills a page sooner.
-const PROBE_PER_ROW: i64 = 20;
-const PROBE_MIN: i64 = 200;
-const PROBE_MAX: i64 = 5000;
-
+/// A row of a search's keys: the id and the matched value (lowered) it is ordered by.
 #[derive(QueryableByName)]
-struct ProbeRow {
-    #[diesel(sql_type = Nullable<Text>)]
-    id: Option<String>,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
+struct SearchRow {
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = Text)]
+    k: String,
 }
 
 impl Sql {
@@ -446,28 +458,24 @@ impl Sql {
         }
     }
 
-    /// One condition per column of `cols`: `lower(col)` starts with `prefix` (a range,
-    /// compared byte-wise), `col` qualified by `alias` when given.
-    fn prefix_ranges(&mut self, alias: Option<&str>, cols: &[&str], prefix: &str) -> Vec<String> {
+    /// An `ORDER BY` term for a column of lowered values (byte-wise, as the indexes).
+    fn lowered_order(&self, col: &str) -> String {
+        match self.backend {
+            Backend::Postgres => format!("{col} COLLATE \"C\""),
+            Backend::Sqlite => col.to_owned(),
+        }
+    }
+
+    /// Binds the range of lowered values starting with `prefix` (byte-wise order): its
+    /// least value and, unless there is none, the least value past it.
+    fn prefix_bounds(&mut self, prefix: &str) -> (String, Option<String>) {
         let prefix = match self.backend {
             Backend::Postgres => prefix.to_lowercase(),
             // SQLite's lower() folds ASCII only.
             Backend::Sqlite => prefix.to_ascii_lowercase(),
         };
         let end = prefix_end(&prefix);
-        let lo = self.text(prefix);
-        let hi = end.map(|e| self.text(e));
-        cols.iter()
-            .map(|col| {
-                let col = alias.map_or_else(|| (*col).to_owned(), |a| format!("{a}.{col}"));
-                let l = self.lowered(&col);
-                let upper = hi
-                    .as_ref()
-                    .map(|h| format!(" AND {l} < {h}"))
-                    .unwrap_or_default();
-                format!("{l} >= {lo}{upper}")
-            })
-            .collect()
+        (self.text(prefix), end.map(|e| self.text(e)))
     }
 
     /// The keyset condition after `after`, for a listing ordered by `id` or by
@@ -529,8 +537,27 @@ struct KeyRow {
     at: Option<NaiveDateTime>,
 }
 
+/// One row of a page, as its keys query found it.
+struct Key {
+    id: String,
+    /// The row's time (time-ordered listings).
+    at: Option<NaiveDateTime>,
+    /// A search's matched value (lowered).
+    matched: Option<String>,
+}
+
+impl From<KeyRow> for Key {
+    fn from(k: KeyRow) -> Self {
+        Self {
+            id: k.id,
+            at: k.at,
+            matched: None,
+        }
+    }
+}
+
 /// Rows of a page, in the order of its keys.
-fn in_key_order<T>(keys: &[KeyRow], rows: Vec<T>, id: impl Fn(&T) -> &str) -> Vec<T> {
+fn in_key_order<T>(keys: &[Key], rows: Vec<T>, id: impl Fn(&T) -> &str) -> Vec<T> {
     let mut by_id: HashMap<String, T> = rows.into_iter().map(|r| (id(&r).to_owned(), r)).collect();
     keys.iter().filter_map(|k| by_id.remove(&k.id)).collect()
 }
@@ -610,16 +637,9 @@ impl Db {
     }
 
     /// The keys of a page of a searchable listing: rows of `table` (alias `alias`) in the
-    /// connection, with the extra conditions `filters` writes (` AND …`), and whose
-    /// `search.0` columns start with `search.1`, by id.
-    ///
-    /// A search first collects up to 20 matches per row asked for (200 to 5,000) from the search indexes
-    /// `(connection_id, lower(col), id)` (one range per column, `UNION ALL` so that the
-    /// limit stops the scans, index-only when there are no other filters) and sorts them; when there are more, the page is read along the
-    /// primary key instead, where matches are common enough to fill it soon. Either way a
-    /// bounded read answers the same rows. (SQLite keeps no statistics of ranges and
-    /// PostgreSQL misjudges the cost of rechecking them: left to themselves, both walk the
-    /// primary key for a rare prefix too, up to hundreds of milliseconds at 100,000 users.)
+    /// connection, with the extra conditions `filters` writes (` AND …`), by id; or, with
+    /// a search, those whose `search.0` columns start with `search.1` (case-insensitive),
+    /// by matched value then id.
     async fn search_keys(
         &self,
         scope: &Scope<'_>,
@@ -627,61 +647,105 @@ impl Db {
         search: Option<(&[&str], &str)>,
         filters: impl Fn(&mut Sql) -> String,
         page: &PageRequest,
-    ) -> Result<(Vec<KeyRow>, Option<String>), Error> {
+    ) -> Result<(Vec<Key>, Option<String>), Error> {
         let backend = self.backend();
         let c = backend.param(1);
+        let after = page.after.as_ref();
         if let Some((cols, prefix)) = search {
-            let mut sql = Sql::new(backend, scope);
-            let union = sql
-                .prefix_ranges(None, cols, prefix)
-                .iter()
-                .map(|r| format!("SELECT id FROM {table} WHERE connection_id = {c} AND {r}"))
-                .collect::<Vec<_>>()
-                .join(" UNION ALL ");
-            let more = filters(&mut sql);
-            let scoped = sql.scoped();
-            let most = (i64::from(page.limit) * PROBE_PER_ROW).clamp(PROBE_MIN, PROBE_MAX);
-            let probe = most + 1;
-            let source = if more.is_empty() {
-                format!("SELECT x.id AS id FROM ({union}) x WHERE {scoped} LIMIT {probe}")
-            } else {
-                format!(
-                    "SELECT {alias}.id AS id FROM ({union}) x \
-                     JOIN {table} {alias} ON {alias}.connection_id = {c} AND {alias}.id = x.id \
-                     WHERE {scoped}{more} LIMIT {probe}"
-                )
-            };
-            let after = sql.after(page.after.as_ref(), None, "m.id");
-            sql.text = format!(
-                "WITH m AS ({source}) \
-                 SELECT p.id AS id, c.n AS n FROM (SELECT count(*) AS n FROM m) c \
-                 LEFT JOIN (SELECT DISTINCT m.id AS id FROM m WHERE 1 = 1{after} ORDER BY m.id LIMIT {limit}) p \
-                 ON 1 = 1 ORDER BY p.id",
-                limit = page.limit + 1
-            );
-            let rows = self.raw::<ProbeRow>(sql).await?;
-            if rows.as_slice().first().is_some_and(|r| r.n <= most) {
-                let keys = rows
-                    .into_iter()
-                    .filter_map(|r| r.id.map(|id| KeyRow { id, at: None }))
-                    .collect();
-                return self.cut(scope, keys, page).await;
-            }
+            return self
+                .search_merge(scope, (table, alias), (cols, prefix), filters, page)
+                .await;
+        }
+        if after.is_some_and(|a| a.search.is_some()) {
+            // A search's cursor, without the search.
+            return Err(PageError::Cursor.into());
         }
         let mut sql = Sql::new(backend, scope);
         let mut w = format!("{alias}.connection_id = {c} AND {}", sql.scoped());
         w += &filters(&mut sql);
-        if let Some((cols, prefix)) = search {
-            // Without connection_id, the search indexes do not apply: the planner walks
-            // the primary key.
-            w += &format!(
-                " AND ({})",
-                sql.prefix_ranges(Some(alias), cols, prefix).join(" OR ")
-            );
-        }
-        w += &sql.after(page.after.as_ref(), None, &format!("{alias}.id"));
+        w += &sql.after(after, None, &format!("{alias}.id"));
         sql.text = format!("SELECT {alias}.id AS id, NULL AS at FROM {table} {alias} WHERE {w}");
         self.keys(scope, sql, &format!("{alias}.id"), page).await
+    }
+
+    /// A search's keys: a merge of one ordered range per searched column.
+    ///
+    /// Each column `i` has an index `(connection_id, lower(col), id)`, so the rows whose
+    /// column starts with the prefix are a range of it, already in (matched value, id)
+    /// order. A row that matches in several columns is found in the column of its least
+    /// matched value (the first such column on a tie) and skipped in the others, so the
+    /// ranges are disjoint; each gives at most `limit + 1` rows after the cursor, and the
+    /// first `limit + 1` of their merge are the page. The cost is about `columns × limit`
+    /// index entries whatever the number of matches (a walk by id to collect matches
+    /// grows with how rare they are).
+    async fn search_merge(
+        &self,
+        scope: &Scope<'_>,
+        (table, alias): (&str, &str),
+        (cols, prefix): (&[&str], &str),
+        filters: impl Fn(&mut Sql) -> String,
+        page: &PageRequest,
+    ) -> Result<(Vec<Key>, Option<String>), Error> {
+        let backend = self.backend();
+        let c = backend.param(1);
+        let mut sql = Sql::new(backend, scope);
+        let after = match &page.after {
+            None => None,
+            Some(Position {
+                id,
+                search: Some((q, key)),
+                ..
+            }) if q == prefix => Some((sql.text(key), sql.text(id))),
+            // A cursor of another search, or of the listing without one.
+            Some(_) => return Err(PageError::Cursor.into()),
+        };
+        let (lo, hi) = sql.prefix_bounds(prefix);
+        let more = filters(&mut sql);
+        let lowered: Vec<String> = cols.iter().map(|col| sql.lowered(col)).collect();
+        let in_range = |l: &str| match &hi {
+            Some(h) => format!("{l} >= {lo} AND {l} < {h}"),
+            None => format!("{l} >= {lo}"),
+        };
+        let n = page.limit + 1;
+        let arms: Vec<String> = lowered
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let mut w = format!("{alias}.connection_id = {c} AND {}", in_range(l));
+                if let Some((key, id)) = &after {
+                    w += &format!(" AND ({l}, {alias}.id) > ({key}, {id})");
+                }
+                for (j, other) in lowered.iter().enumerate().filter(|(j, _)| *j != i) {
+                    let before = if j < i { "<=" } else { "<" };
+                    w += &format!(
+                        " AND ({} AND {other} {before} {l}) IS NOT TRUE",
+                        in_range(other)
+                    );
+                }
+                w += &more;
+                format!(
+                    "SELECT id, k FROM (SELECT {alias}.id AS id, {l} AS k FROM {table} {alias} \
+                     WHERE {w} ORDER BY {l}, {alias}.id LIMIT {n}) a{i}"
+                )
+            })
+            .collect();
+        sql.text = format!(
+            "SELECT x.id AS id, x.k AS k FROM ({}) x WHERE {} ORDER BY {}, x.id LIMIT {n}",
+            arms.join(" UNION ALL "),
+            sql.scoped(),
+            sql.lowered_order("x.k"),
+        );
+        let keys = self
+            .raw::<SearchRow>(sql)
+            .await?
+            .into_iter()
+            .map(|r| Key {
+                id: r.id,
+                at: None,
+                matched: Some(r.k),
+            })
+            .collect();
+        self.cut(scope, keys, page, Some(prefix)).await
     }
 
     /// Runs a keyset query (`limit + 1` rows), and tells whether there is a next page and
@@ -693,20 +757,23 @@ impl Db {
         mut sql: Sql,
         order: &str,
         page: &PageRequest,
-    ) -> Result<(Vec<KeyRow>, Option<String>), Error> {
+    ) -> Result<(Vec<Key>, Option<String>), Error> {
         sql.text = format!("{} ORDER BY {order} LIMIT {}", sql.text, page.limit + 1);
         let keys = self.raw::<KeyRow>(sql).await?;
-        self.cut(scope, keys, page).await
+        self.cut(scope, keys.into_iter().map(Key::from).collect(), page, None)
+            .await
     }
 
-    /// Cuts up to `limit + 1` keys into a page's keys and the next cursor; no keys at all
-    /// checks the scope (404 for another organization's connection).
+    /// Cuts up to `limit + 1` keys into a page's keys and the next cursor (of `search`,
+    /// when the keys are a search's); no keys at all checks the scope (404 for another
+    /// organization's connection).
     async fn cut(
         &self,
         scope: &Scope<'_>,
-        mut keys: Vec<KeyRow>,
+        mut keys: Vec<Key>,
         page: &PageRequest,
-    ) -> Result<(Vec<KeyRow>, Option<String>), Error> {
+        search: Option<&str>,
+    ) -> Result<(Vec<Key>, Option<String>), Error> {
         if keys.is_empty() {
             self.check_scope(scope).await?;
         }
@@ -718,6 +785,9 @@ impl Db {
                     &Position {
                         at: if page.listing.by_time() { k.at } else { None },
                         id: k.id.clone(),
+                        search: search
+                            .zip(k.matched.clone())
+                            .map(|(q, m)| (q.to_owned(), m)),
                     },
                 )
             })
@@ -727,7 +797,7 @@ impl Db {
         Ok((keys, next))
     }
 
-    /// A page of the connection's users, by id.
+    /// A page of the connection's users, by id; a search's by matched value, then id.
     pub async fn list_users(
         &self,
         scope: &Scope<'_>,
@@ -825,7 +895,7 @@ impl Db {
         Ok(self.finish(rows, page, |r| &r.id))
     }
 
-    /// A page of the connection's groups, by id.
+    /// A page of the connection's groups, by id; a search's by matched value, then id.
     pub async fn list_groups(
         &self,
         scope: &Scope<'_>,
@@ -937,6 +1007,7 @@ impl Db {
                     &Position {
                         at: None,
                         id: id(r).clone(),
+                        search: None,
                     },
                 )
             })
@@ -949,7 +1020,7 @@ impl Db {
         }
     }
 
-    /// A page of the connection's managed devices, by id.
+    /// A page of the connection's managed devices, by id; a search's by device name, then id.
     pub async fn list_devices(
         &self,
         scope: &Scope<'_>,
@@ -1156,9 +1227,24 @@ mod tests {
         let p = Position {
             at: Some(at),
             id: "x".into(),
+            search: None,
         };
         let c = encode_cursor(Listing::SignIns, &p);
         assert_eq!(decode_cursor(Listing::SignIns, &c), Ok(p));
+        // A search's cursor keeps its search and matched value, and only searchable
+        // listings take one.
+        let p = Position {
+            at: None,
+            id: "u1".into(),
+            search: Some(("Om".into(), "omar khan".into())),
+        };
+        let s = encode_cursor(Listing::Users, &p);
+        assert_eq!(decode_cursor(Listing::Users, &s), Ok(p.clone()));
+        assert_eq!(decode_cursor(Listing::Groups, &s), Err(PageError::Cursor));
+        assert_eq!(
+            decode_cursor(Listing::UserGroups, &encode_cursor(Listing::UserGroups, &p)),
+            Err(PageError::Cursor)
+        );
         assert_eq!(decode_cursor(Listing::Alerts, &c), Err(PageError::Cursor));
         let mut tampered = c.clone().into_bytes();
         let last = tampered.len() - 3;

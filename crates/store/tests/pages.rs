@@ -178,6 +178,37 @@ async fn seed(db: &Db, conn: &Connection) {
     db.write_page(&page, &cursor(conn), at(0)).await.unwrap();
 }
 
+/// The order of a search for `prefix`: users with a field starting with it
+/// (case-insensitive), by the least such field (lowered), then id.
+fn search_order(rows: impl IntoIterator<Item = UserRow>, prefix: &str) -> Vec<String> {
+    let p = prefix.trim().to_lowercase();
+    let mut keyed: Vec<(String, String)> = rows
+        .into_iter()
+        .filter_map(|u| {
+            [
+                &u.display_name,
+                &u.given_name,
+                &u.surname,
+                &u.user_principal_name,
+                &u.mail,
+            ]
+            .into_iter()
+            .flatten()
+            .map(|f| f.to_lowercase())
+            .filter(|f| f.starts_with(&p))
+            .min()
+            .map(|k| (k, u.id))
+        })
+        .collect();
+    keyed.sort();
+    keyed.into_iter().map(|(_, id)| id).collect()
+}
+
+/// The users `want` selects, in the order of a search for `prefix`.
+fn searched(prefix: &str, want: impl Fn(usize) -> bool) -> Vec<String> {
+    search_order((0..USERS).filter(|i| want(*i)).map(user), prefix)
+}
+
 async fn all_users(db: &Db, scope: &Scope<'_>, filter: &UserFilter, limit: u32) -> Vec<String> {
     let mut out = Vec::new();
     let mut next: Option<String> = None;
@@ -300,7 +331,7 @@ async fn filters_and_search() {
                 ..UserFilter::default()
             })
             .await,
-            want(&|i| i % 5 == 1)
+            searched("bO", |i| i % 5 == 1)
         );
         // Prefix of surname (and of nothing else): "person12" matches Person12, Person120..129.
         assert_eq!(
@@ -309,7 +340,7 @@ async fn filters_and_search() {
                 ..UserFilter::default()
             })
             .await,
-            want(&|i| i == 12 || (120..130).contains(&i))
+            searched("person12", |i| i == 12 || (120..130).contains(&i))
         );
         // Mail (stored in capitals) and principal name with punctuation.
         assert_eq!(
@@ -318,7 +349,7 @@ async fn filters_and_search() {
                 ..UserFilter::default()
             })
             .await,
-            want(&|i| i == 10)
+            searched("mail10@", |i| i == 10)
         );
         assert_eq!(
             users(UserFilter {
@@ -326,7 +357,7 @@ async fn filters_and_search() {
                 ..UserFilter::default()
             })
             .await,
-            want(&|i| i % 5 == 4 && format!("{i}").starts_with('4'))
+            searched("eve.p4", |i| i % 5 == 4 && format!("{i}").starts_with('4'))
         );
         // Search combined with a filter; a prefix nobody has; NUL matches nothing.
         assert_eq!(
@@ -336,7 +367,7 @@ async fn filters_and_search() {
                 ..UserFilter::default()
             })
             .await,
-            want(&|i| i % 5 == 0 && i % 3 == 2)
+            searched("ada", |i| i % 5 == 0 && i % 3 == 2)
         );
         assert!(
             users(UserFilter {
@@ -753,24 +784,26 @@ async fn another_organization_sees_nothing() {
 }
 
 #[tokio::test]
-async fn a_common_prefix_pages_the_same_way() {
-    // More matches than the search collects from its indexes: the page is read along the
-    // primary key instead, and must hold the same rows in the same order.
+async fn a_search_pages_by_matched_value_every_row_once() {
+    // Many matches, in several fields of the same users (given name, display name, mail):
+    // each user comes once, at its least matching field, whatever the page size.
     for t in TestDb::all().await {
         let db = &t.db;
         let (org, conn) = connection(db, "org-a", "t1").await;
         let users: Vec<UserRow> = (0..2600)
             .map(|i| UserRow {
                 id: format!("b{:05}", (i * 7919) % 2600),
-                display_name: Some(format!("Bulk {i}")),
-                given_name: Some("Bulk".into()),
+                display_name: Some(format!("Bulk {}", i % 700)),
+                given_name: (i % 3 != 0).then(|| "Bulk".into()),
+                surname: Some(format!("Z{i}")),
+                mail: (i % 5 == 0).then(|| format!("BULK.{i}@contoso.test")),
                 department: Some(if i % 2 == 0 { "Even" } else { "Odd" }.into()),
                 ..UserRow::default()
             })
             .chain((0..50).map(user))
             .collect();
         let page = PageWrite {
-            users,
+            users: users.clone(),
             ..PageWrite::default()
         };
         db.write_page(&page, &cursor(&conn), at(0)).await.unwrap();
@@ -778,8 +811,8 @@ async fn a_common_prefix_pages_the_same_way() {
             organization_id: &org.id,
             connection_id: &conn.id,
         };
-        let mut want: Vec<String> = (0..2600).map(|i| format!("b{i:05}")).collect();
-        want.sort();
+        let want = search_order(users.clone(), "BULK");
+        assert_eq!(want.len(), 2600);
         let f = UserFilter {
             search: Some("BULK".into()),
             ..UserFilter::default()
@@ -787,19 +820,67 @@ async fn a_common_prefix_pages_the_same_way() {
         assert_eq!(all_users(db, &scope, &f, 1000).await, want);
         assert_eq!(all_users(db, &scope, &f, 333).await, want);
         assert_eq!(all_users(db, &scope, &f, 10).await, want);
+        // With a filter; and a prefix that only some display names and mails have.
         let f = UserFilter {
             search: Some("bulk 1".into()),
             department: Some("Odd".into()),
             ..UserFilter::default()
         };
-        let odd: Vec<String> = {
-            let mut v: Vec<(String, usize)> = (0..2600)
-                .filter(|i| i % 2 == 1 && format!("{i}").starts_with('1'))
-                .map(|i| (format!("b{:05}", (i * 7919) % 2600), i))
-                .collect();
-            v.sort();
-            v.into_iter().map(|(id, _)| id).collect()
-        };
+        let odd = search_order(
+            users
+                .iter()
+                .filter(|u| u.department.as_deref() == Some("Odd"))
+                .cloned(),
+            "bulk 1",
+        );
+        assert!(odd.len() > 100);
         assert_eq!(all_users(db, &scope, &f, 100).await, odd);
+        assert_eq!(all_users(db, &scope, &f, 7).await, odd);
+
+        // A search's cursor goes with that search only.
+        let first = db
+            .list_users(
+                &scope,
+                &UserFilter {
+                    search: Some("bulk".into()),
+                    ..UserFilter::default()
+                },
+                &PageRequest::first(Listing::Users, 5).unwrap(),
+            )
+            .await
+            .unwrap();
+        let cursor = first.next_cursor.unwrap();
+        let page = PageRequest::new(Listing::Users, Some(5), Some(&cursor)).unwrap();
+        for search in [None, Some("bulk 1".to_owned()), Some("BULK".to_owned())] {
+            let got = db
+                .list_users(
+                    &scope,
+                    &UserFilter {
+                        search,
+                        ..UserFilter::default()
+                    },
+                    &page,
+                )
+                .await;
+            assert!(
+                matches!(got, Err(Error::Page(PageError::Cursor))),
+                "{got:?}"
+            );
+        }
+        // ... and the listing's own cursor is not a search's.
+        let plain = db
+            .list_users(
+                &scope,
+                &UserFilter::default(),
+                &PageRequest::first(Listing::Users, 5).unwrap(),
+            )
+            .await
+            .unwrap();
+        let page = PageRequest::new(Listing::Users, Some(5), plain.next_cursor.as_deref()).unwrap();
+        let got = db.list_users(&scope, &f, &page).await;
+        assert!(
+            matches!(got, Err(Error::Page(PageError::Cursor))),
+            "{got:?}"
+        );
     }
 }

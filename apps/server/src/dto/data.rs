@@ -17,21 +17,9 @@ pub(crate) fn page_request(
 ) -> Result<PageRequest, ApiError> {
     let limit = match limit {
         None => None,
-        Some(l) => Some(
-            u32::try_from(l)
-                .map_err(|_| PageError::Limit)
-                .map_err(page_error)?,
-        ),
+        Some(l) => Some(u32::try_from(l).map_err(|_| PageError::Limit)?),
     };
-    PageRequest::new(listing, limit, cursor).map_err(page_error)
-}
-
-fn page_error(e: PageError) -> ApiError {
-    let code = match e {
-        PageError::Limit => "invalid_limit",
-        PageError::Cursor => "invalid_cursor",
-    };
-    ApiError::bad_request(code, e.to_string())
+    Ok(PageRequest::new(listing, limit, cursor)?)
 }
 
 /// A search prefix: at most [`tenantlink_store::MAX_SEARCH_CHARS`] characters.
@@ -137,7 +125,9 @@ pub(crate) struct UserListQuery {
     #[param(inline)]
     pub(crate) user_type: Option<UserType>,
     /// Case-insensitive prefix of the display name, given name, surname, user principal
-    /// name or mail (at most 256 characters).
+    /// name or mail (at most 256 characters). Results are ordered by the matched value
+    /// (a user matching in several fields by the least), then id; their cursors belong to
+    /// the search.
     #[param(max_length = 256)]
     pub(crate) search: Option<String>,
 }
@@ -155,6 +145,7 @@ pub(crate) struct GroupListQuery {
     #[param(inline)]
     pub(crate) kind: Option<GroupKind>,
     /// Case-insensitive prefix of the display name or mail (at most 256 characters).
+    /// Results are ordered by the matched value, then id.
     #[param(max_length = 256)]
     pub(crate) search: Option<String>,
 }
@@ -187,7 +178,8 @@ pub(crate) struct DeviceListQuery {
     pub(crate) operating_system: Option<String>,
     /// The primary user's object id.
     pub(crate) user_id: Option<String>,
-    /// Case-insensitive prefix of the device name (at most 256 characters).
+    /// Case-insensitive prefix of the device name (at most 256 characters). Results are
+    /// ordered by device name, then id.
     #[param(max_length = 256)]
     pub(crate) search: Option<String>,
 }

@@ -45,7 +45,7 @@ fn scope<'a>(auth: &'a OrgAuth, connection_id: &'a str) -> Scope<'a> {
     }
 }
 
-/// Lists a connection's users, by id.
+/// Lists a connection's users, by id (a search: by matched value, then id).
 #[utoipa::path(get, path = "/v1/connections/{connection_id}/users", tag = "data",
     security(("api_key" = [])),
     params(("connection_id" = String, Path, description = "The connection"), UserListQuery),
@@ -142,7 +142,7 @@ pub(crate) async fn list_user_groups(
     Ok(web::Json(rows.into()))
 }
 
-/// Lists a connection's groups, by id.
+/// Lists a connection's groups, by id (a search: by matched value, then id).
 #[utoipa::path(get, path = "/v1/connections/{connection_id}/groups", tag = "data",
     security(("api_key" = [])),
     params(("connection_id" = String, Path, description = "The connection"), GroupListQuery),
@@ -237,7 +237,7 @@ pub(crate) async fn list_group_members(
     Ok(web::Json(rows.into()))
 }
 
-/// Lists a connection's managed devices, by id.
+/// Lists a connection's managed devices, by id (a search: by device name, then id).
 #[utoipa::path(get, path = "/v1/connections/{connection_id}/devices", tag = "data",
     security(("api_key" = [])),
     params(("connection_id" = String, Path, description = "The connection"), DeviceListQuery),
