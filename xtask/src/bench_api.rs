@@ -249,12 +249,18 @@ pub(crate) fn bench_api(root: &Path) -> Result<()> {
         .context("a user's name")?
         .to_lowercase();
     let prefix: String = name.chars().take(3).collect();
+    let letter: String = name.chars().take(1).collect();
     let cases = [
         (
             "users, page of 100",
             format!("{users}?limit=100&cursor={cursor}"),
         ),
         ("users, search", format!("{users}?limit=25&search={prefix}")),
+        // One letter: a tenth or more of the users match; a page costs the same.
+        (
+            "users, search (1 letter)",
+            format!("{users}?limit=25&search={letter}"),
+        ),
     ];
     let mut lines = Vec::new();
     for (what, target) in &cases {

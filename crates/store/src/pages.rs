@@ -7,7 +7,7 @@
 //! query that filters, searches and sorts, on indexes of both backends), then the rows of
 //! those keys are loaded by primary key and put back in key order.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -410,13 +410,38 @@ struct Sql {
     params: Vec<Param>,
 }
 
-/// A row of a search's keys: the id and the matched value (lowered) it is ordered by.
+/// The most entries one window of a search reads from each column's index.
+const SEARCH_WINDOW_MAX: usize = 50_000;
+
+/// An entry of a search's window: the row's id, the matched value it is ordered by, its
+/// lowered searched columns (up to five; the rest `NULL`) and whether it passes the
+/// listing's filters.
 #[derive(QueryableByName)]
-struct SearchRow {
+struct WindowRow {
     #[diesel(sql_type = Text)]
-    id: String,
+    i: String,
     #[diesel(sql_type = Text)]
     k: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    l0: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    l1: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    l2: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    l3: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    l4: Option<String>,
+    #[diesel(sql_type = Bool)]
+    ok: bool,
+}
+
+impl WindowRow {
+    fn lowered(&self) -> impl Iterator<Item = &str> {
+        [&self.l0, &self.l1, &self.l2, &self.l3, &self.l4]
+            .into_iter()
+            .filter_map(|l| l.as_deref())
+    }
 }
 
 impl Sql {
@@ -458,8 +483,8 @@ impl Sql {
         }
     }
 
-    /// An `ORDER BY` term for a column of lowered values (byte-wise, as the indexes).
-    fn lowered_order(&self, col: &str) -> String {
+    /// `col` compared byte-wise (PostgreSQL: collation "C", as the search indexes).
+    fn bytewise(&self, col: &str) -> String {
         match self.backend {
             Backend::Postgres => format!("{col} COLLATE \"C\""),
             Backend::Sqlite => col.to_owned(),
@@ -467,15 +492,21 @@ impl Sql {
     }
 
     /// Binds the range of lowered values starting with `prefix` (byte-wise order): its
-    /// least value and, unless there is none, the least value past it.
-    fn prefix_bounds(&mut self, prefix: &str) -> (String, Option<String>) {
+    /// least value and, unless there is none, the least value past it; each as its
+    /// placeholder and its value.
+    fn prefix_bounds(
+        &mut self,
+        prefix: &str,
+    ) -> ((String, String), (Option<String>, Option<String>)) {
         let prefix = match self.backend {
             Backend::Postgres => prefix.to_lowercase(),
             // SQLite's lower() folds ASCII only.
             Backend::Sqlite => prefix.to_ascii_lowercase(),
         };
         let end = prefix_end(&prefix);
-        (self.text(prefix), end.map(|e| self.text(e)))
+        let lo = self.text(prefix.clone());
+        let hi = end.clone().map(|e| self.text(e));
+        ((lo, prefix), (hi, end))
     }
 
     /// The keyset condition after `after`, for a listing ordered by `id` or by
@@ -670,14 +701,18 @@ impl Db {
 
     /// A search's keys: a merge of one ordered range per searched column.
     ///
-    /// Each column `i` has an index `(connection_id, lower(col), id)`, so the rows whose
-    /// column starts with the prefix are a range of it, already in (matched value, id)
-    /// order. A row that matches in several columns is found in the column of its least
-    /// matched value (the first such column on a tie) and skipped in the others, so the
-    /// ranges are disjoint; each gives at most `limit + 1` rows after the cursor, and the
-    /// first `limit + 1` of their merge are the page. The cost is about `columns × limit`
-    /// index entries whatever the number of matches (a walk by id to collect matches
-    /// grows with how rare they are).
+    /// Each searched column has an index `(connection_id, lower(col), id)` (byte-wise
+    /// order), so the rows whose column starts with the prefix are a range of it, already
+    /// in (matched value, id) order. A row is listed once, at its least matched value: its
+    /// canonical entry. The merge of the ranges is read a window at a time: the first `n`
+    /// entries after the cursor (`n` from each index, merged), each with its row's
+    /// lowered columns; every row whose canonical entry falls in the window is then
+    /// known, because a row's canonical entry precedes its others. When a window yields
+    /// fewer than `limit + 1` rows (other entries of rows already listed, filters), the
+    /// next, larger one follows it. The cost is about `columns × limit` index entries per
+    /// page however many rows match (a walk by id instead grows with how rare matches
+    /// are, and filtering each range on the row's other columns with how often they
+    /// match too).
     async fn search_merge(
         &self,
         scope: &Scope<'_>,
@@ -686,66 +721,122 @@ impl Db {
         filters: impl Fn(&mut Sql) -> String,
         page: &PageRequest,
     ) -> Result<(Vec<Key>, Option<String>), Error> {
-        let backend = self.backend();
-        let c = backend.param(1);
-        let mut sql = Sql::new(backend, scope);
-        let after = match &page.after {
+        let cursor = match &page.after {
             None => None,
             Some(Position {
                 id,
                 search: Some((q, key)),
                 ..
-            }) if q == prefix => Some((sql.text(key), sql.text(id))),
+            }) if q == prefix => Some((key.clone(), id.clone())),
             // A cursor of another search, or of the listing without one.
             Some(_) => return Err(PageError::Cursor.into()),
         };
-        let (lo, hi) = sql.prefix_bounds(prefix);
-        let more = filters(&mut sql);
-        let lowered: Vec<String> = cols.iter().map(|col| sql.lowered(col)).collect();
-        let in_range = |l: &str| match &hi {
-            Some(h) => format!("{l} >= {lo} AND {l} < {h}"),
-            None => format!("{l} >= {lo}"),
-        };
-        let n = page.limit + 1;
-        let arms: Vec<String> = lowered
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                let mut w = format!("{alias}.connection_id = {c} AND {}", in_range(l));
-                if let Some((key, id)) = &after {
-                    w += &format!(" AND ({l}, {alias}.id) > ({key}, {id})");
-                }
-                for (j, other) in lowered.iter().enumerate().filter(|(j, _)| *j != i) {
-                    let before = if j < i { "<=" } else { "<" };
-                    w += &format!(
-                        " AND ({} AND {other} {before} {l}) IS NOT TRUE",
-                        in_range(other)
-                    );
-                }
-                w += &more;
-                format!(
-                    "SELECT id, k FROM (SELECT {alias}.id AS id, {l} AS k FROM {table} {alias} \
-                     WHERE {w} ORDER BY {l}, {alias}.id LIMIT {n}) a{i}"
+        let want = page.limit as usize + 1;
+        let mut n = 2 * want;
+        let mut after = cursor;
+        let mut found: Vec<(String, String)> = Vec::new();
+        let mut listed: HashSet<String> = HashSet::new();
+        loop {
+            let (window, lo, hi) = self
+                .search_window(
+                    scope,
+                    (table, alias, cols, prefix),
+                    &filters,
+                    after.as_ref(),
+                    n,
                 )
-            })
-            .collect();
-        sql.text = format!(
-            "SELECT x.id AS id, x.k AS k FROM ({}) x WHERE {} ORDER BY {}, x.id LIMIT {n}",
-            arms.join(" UNION ALL "),
-            sql.scoped(),
-            sql.lowered_order("x.k"),
-        );
-        let keys = self
-            .raw::<SearchRow>(sql)
-            .await?
+                .await?;
+            let full = window.len() == n;
+            let last = window.last().map(|w| (w.k.clone(), w.i.clone()));
+            for w in window {
+                let least = w
+                    .lowered()
+                    .filter(|l| *l >= lo.as_str() && hi.as_ref().is_none_or(|h| *l < h.as_str()))
+                    .min();
+                // Two columns of a row may hold the same value: one entry is enough.
+                if w.ok && least == Some(w.k.as_str()) && listed.insert(w.i.clone()) {
+                    found.push((w.k, w.i));
+                }
+            }
+            if found.len() >= want || !full {
+                break;
+            }
+            after = last;
+            n = (n * 4).min(SEARCH_WINDOW_MAX);
+        }
+        found.sort();
+        found.truncate(want);
+        let keys = found
             .into_iter()
-            .map(|r| Key {
-                id: r.id,
+            .map(|(k, id)| Key {
+                id,
                 at: None,
-                matched: Some(r.k),
+                matched: Some(k),
             })
             .collect();
         self.cut(scope, keys, page, Some(prefix)).await
+    }
+
+    /// One window of a search (see [`Db::search_merge`]): the first `n` entries after
+    /// `after` of the merged column ranges, in order, with their rows' lowered columns and
+    /// whether the rows pass the filters; and the bounds of the range (lowered prefix, and
+    /// the least value past it).
+    async fn search_window(
+        &self,
+        scope: &Scope<'_>,
+        (table, alias, cols, prefix): (&str, &str, &[&str], &str),
+        filters: &impl Fn(&mut Sql) -> String,
+        after: Option<&(String, String)>,
+        n: usize,
+    ) -> Result<(Vec<WindowRow>, String, Option<String>), Error> {
+        debug_assert!(cols.len() <= 5, "a window returns five lowered columns");
+        let backend = self.backend();
+        let c = backend.param(1);
+        let mut sql = Sql::new(backend, scope);
+        let (lo, hi) = sql.prefix_bounds(prefix);
+        let after = after.map(|(k, id)| (sql.text(k), sql.text(id)));
+        let more = filters(&mut sql);
+        let id_order = sql.bytewise("id");
+        let arms: Vec<String> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, col)| {
+                let l = sql.lowered(col);
+                let mut w = format!("connection_id = {c} AND {l} >= {}", lo.0);
+                if let Some(h) = &hi.0 {
+                    w += &format!(" AND {l} < {h}");
+                }
+                if let Some((k, id)) = &after {
+                    w += &format!(" AND ({l}, {id_order}) > ({k}, {id})");
+                }
+                format!(
+                    "SELECT i, k FROM (SELECT id AS i, {l} AS k FROM {table} \
+                     WHERE {w} ORDER BY {l}, {id_order} LIMIT {n}) a{i}"
+                )
+            })
+            .collect();
+        let lowered: Vec<String> = (0..5)
+            .map(|i| match cols.get(i) {
+                Some(col) => format!("{} AS l{i}", sql.lowered(&format!("{alias}.{col}"))),
+                None => format!("NULL AS l{i}"),
+            })
+            .collect();
+        sql.text = format!(
+            "SELECT w.i AS i, w.k AS k, {lowered}, COALESCE((1 = 1{more}), FALSE) AS ok \
+             FROM (SELECT m.i AS i, m.k AS k FROM ({arms}) m ORDER BY {mk}, {mi} LIMIT {n}) w \
+             JOIN {table} {alias} ON {alias}.connection_id = {c} AND {alias}.id = w.i \
+             WHERE {scoped}",
+            lowered = lowered.join(", "),
+            arms = arms.join(" UNION ALL "),
+            mk = sql.bytewise("m.k"),
+            mi = sql.bytewise("m.i"),
+            scoped = sql.scoped(),
+        );
+        let (lo_value, hi_value) = (lo.1, hi.1);
+        let mut rows = self.raw::<WindowRow>(sql).await?;
+        // The join keeps no order; the window's is byte-wise, as Rust compares strings.
+        rows.sort_by(|a, b| (&a.k, &a.i).cmp(&(&b.k, &b.i)));
+        Ok((rows, lo_value, hi_value))
     }
 
     /// Runs a keyset query (`limit + 1` rows), and tells whether there is a next page and

@@ -1,7 +1,7 @@
 -- Indexes of the API's paged reads. A case-insensitive prefix search is a range on
 -- lower(column) (compared byte-wise: collation "C" on PostgreSQL, SQLite's default BINARY),
--- so each searched column has an index (connection_id, lower(column), id) (covering: a
--- search without other filters reads no table rows). Sign-ins are
+-- so each searched column has an index (connection_id, lower(column), id) (ids byte-wise too:
+-- a search pages by (value, id) in that order). Sign-ins are
 -- listed per user, newest first.
 CREATE INDEX users_search_display_name ON users (connection_id, lower(display_name), id);
 CREATE INDEX users_search_given_name ON users (connection_id, lower(given_name), id);
