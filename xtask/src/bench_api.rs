@@ -267,7 +267,7 @@ pub(crate) fn bench_api(root: &Path) -> Result<()> {
         eprintln!("==> {what}: {RATE} requests/s for {SECONDS} s");
         let (rps, p50, p99, ok) = load(&oha, target, &api_key)?;
         let line = format!(
-            "{what:<20} {rps:>7.0} req/s  p50 {p50:>6.2} ms  p99 {p99:>6.2} ms  {:.1}% 200  (target: p99 < 20 ms at {RATE} req/s)",
+            "{what:<24} {rps:>7.0} req/s  p50 {p50:>6.2} ms  p99 {p99:>6.2} ms  {:.1}% 200  (target: p99 < 20 ms at {RATE} req/s)",
             ok * 100.0
         );
         eprintln!("    {line}");

@@ -307,8 +307,33 @@ fn p(backend: Backend, n: usize) -> String {
     backend.param(n)
 }
 
-fn to_json<T: Serialize>(rows: &[T]) -> Result<String, Error> {
-    serde_json::to_string(rows).map_err(|e| Error::Database(format!("encoding rows: {e}")))
+/// The most bytes of JSON one statement carries (a row is never split, so a chunk ends
+/// past it by at most one row). Every connection keeps buffers as large as the largest
+/// statement it sent, so a page of big rows (sign-ins keep their raw JSON) goes as several
+/// statements in its transaction: memory stays the same whatever the page and tenant size.
+const CHUNK_BYTES: usize = 128 * 1024;
+
+/// `rows` as JSON arrays of about [`CHUNK_BYTES`] each (none for no rows).
+fn to_json<T: Serialize>(rows: &[T]) -> Result<Vec<String>, Error> {
+    let encoding = |e: serde_json::Error| Error::Database(format!("encoding rows: {e}"));
+    let mut chunks = Vec::new();
+    let mut buf: Vec<u8> = Vec::new();
+    for row in rows {
+        buf.push(if buf.is_empty() { b'[' } else { b',' });
+        serde_json::to_writer(&mut buf, row).map_err(encoding)?;
+        if buf.len() >= CHUNK_BYTES {
+            buf.push(b']');
+            chunks.push(std::mem::take(&mut buf));
+        }
+    }
+    if !buf.is_empty() {
+        buf.push(b']');
+        chunks.push(buf);
+    }
+    chunks
+        .into_iter()
+        .map(|c| String::from_utf8(c).map_err(|e| Error::Database(format!("encoding rows: {e}"))))
+        .collect()
 }
 
 /// One statement of a page write, ready to run on either backend.
@@ -320,6 +345,7 @@ struct Statement {
     kind: Binds,
 }
 
+#[derive(Clone, Copy)]
 enum Binds {
     /// 1 connection, 2 round, 3 JSON.
     Upsert(i64),
@@ -336,19 +362,23 @@ fn statements(
     at: NaiveDateTime,
 ) -> Result<Vec<Statement>, Error> {
     let mut out = Vec::new();
-    let upsert = |out: &mut Vec<Statement>, spec: &Spec, json: String| {
-        out.push(Statement {
-            sql: upsert_sql(spec, backend),
+    let upsert = |out: &mut Vec<Statement>, spec: &Spec, chunks: Vec<String>| {
+        let sql = upsert_sql(spec, backend);
+        out.extend(chunks.into_iter().map(|json| Statement {
+            sql: sql.clone(),
             json,
             kind: Binds::Upsert(round),
-        });
+        }));
+    };
+    let each = |out: &mut Vec<Statement>, sql: String, chunks: Vec<String>, kind: Binds| {
+        out.extend(chunks.into_iter().map(|json| Statement {
+            sql: sql.clone(),
+            json,
+            kind,
+        }));
     };
     let list = |out: &mut Vec<Statement>, sql: String, ids: &[String]| -> Result<(), Error> {
-        out.push(Statement {
-            sql,
-            json: to_json(ids)?,
-            kind: Binds::List,
-        });
+        each(out, sql, to_json(ids)?, Binds::List);
         Ok(())
     };
     let (p1, p2, p3, p4) = (p(backend, 1), p(backend, 2), p(backend, 3), p(backend, 4));
@@ -381,14 +411,15 @@ fn statements(
         if ids.is_empty() {
             continue;
         }
-        out.push(Statement {
-            sql: format!(
+        each(
+            &mut out,
+            format!(
                 "UPDATE {table} SET deleted_at = {p3}, seen_round = {p4} WHERE connection_id = {p1} AND id IN {}",
                 ids_in(backend, &p2)
             ),
-            json: to_json(ids)?,
-            kind: Binds::Mark(at, round),
-        });
+            to_json(ids)?,
+            Binds::Mark(at, round),
+        );
     }
     if !page.members_removed.is_empty() {
         let pairs: Vec<[&str; 2]> = page
@@ -410,11 +441,7 @@ fn statements(
                  WHERE m.connection_id = {p1} AND m.group_id = j.g AND m.member_id = j.id)"
             ),
         };
-        out.push(Statement {
-            sql,
-            json: to_json(&pairs)?,
-            kind: Binds::List,
-        });
+        each(&mut out, sql, to_json(&pairs)?, Binds::List);
     }
     if !page.users.is_empty() {
         upsert(&mut out, &USERS, to_json(&page.users)?);
@@ -449,11 +476,7 @@ fn statements(
                  WHERE connection_id = {p1} AND id IN (SELECT id FROM x)"
             ),
         };
-        out.push(Statement {
-            sql,
-            json: to_json(&page.sign_in_activity)?,
-            kind: Binds::List,
-        });
+        each(&mut out, sql, to_json(&page.sign_in_activity)?, Binds::List);
     }
     if !page.devices.is_empty() {
         upsert(&mut out, &DEVICES, to_json(&page.devices)?);
@@ -642,5 +665,19 @@ mod tests {
             lite.ends_with("ON CONFLICT (connection_id, id) DO NOTHING"),
             "{lite}"
         );
+    }
+
+    #[test]
+    fn big_pages_go_as_several_json_arrays_of_whole_rows() {
+        assert!(to_json::<String>(&[]).unwrap().is_empty());
+        let ids: Vec<String> = (0..20_000).map(|i| format!("id-{i:08}-\u{e9}\"")).collect();
+        let chunks = to_json(&ids).unwrap();
+        assert!(chunks.len() > 2, "{} chunks", chunks.len());
+        let mut back = Vec::new();
+        for c in &chunks {
+            assert!(c.len() < CHUNK_BYTES + 64, "{}", c.len());
+            back.extend(serde_json::from_str::<Vec<String>>(c).unwrap());
+        }
+        assert_eq!(back, ids);
     }
 }
