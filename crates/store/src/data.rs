@@ -310,38 +310,48 @@ fn p(backend: Backend, n: usize) -> String {
 /// The most bytes of JSON one statement carries (a row is never split, so a chunk ends
 /// past it by at most one row). Every connection keeps buffers as large as the largest
 /// statement it sent, so a page of big rows (sign-ins keep their raw JSON) goes as several
-/// statements in its transaction: memory stays the same whatever the page and tenant size.
+/// statements in its transaction, each encoded just before it is sent: memory stays the
+/// same whatever the page and tenant size.
 const CHUNK_BYTES: usize = 128 * 1024;
 
-/// `rows` as JSON arrays of about [`CHUNK_BYTES`] each (none for no rows).
-fn to_json<T: Serialize>(rows: &[T]) -> Result<Vec<String>, Error> {
-    let encoding = |e: serde_json::Error| Error::Database(format!("encoding rows: {e}"));
-    let mut chunks = Vec::new();
-    let mut buf: Vec<u8> = Vec::new();
-    for row in rows {
-        buf.push(if buf.is_empty() { b'[' } else { b',' });
-        serde_json::to_writer(&mut buf, row).map_err(encoding)?;
-        if buf.len() >= CHUNK_BYTES {
-            buf.push(b']');
-            chunks.push(std::mem::take(&mut buf));
-        }
-    }
-    if !buf.is_empty() {
-        buf.push(b']');
-        chunks.push(buf);
-    }
-    chunks
-        .into_iter()
-        .map(|c| String::from_utf8(c).map_err(|e| Error::Database(format!("encoding rows: {e}"))))
-        .collect()
+/// Rows that encode to JSON one at a time.
+trait JsonRows: Sync {
+    fn count(&self) -> usize;
+    fn write_row(&self, i: usize, out: &mut Vec<u8>) -> serde_json::Result<()>;
 }
 
-/// One statement of a page write, ready to run on either backend.
-struct Statement {
+impl<T: Serialize + Sync> JsonRows for Vec<T> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn write_row(&self, i: usize, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        serde_json::to_writer(out, &self[i])
+    }
+}
+
+/// The next JSON array of about [`CHUNK_BYTES`] of `rows`, from row `*next` on (none when
+/// all went); moves `*next` past it.
+fn next_chunk(rows: &dyn JsonRows, next: &mut usize) -> Result<Option<String>, Error> {
+    let encoding = |e: &dyn std::fmt::Display| Error::Database(format!("encoding rows: {e}"));
+    if *next >= rows.count() {
+        return Ok(None);
+    }
+    let mut buf: Vec<u8> = Vec::new();
+    while *next < rows.count() && buf.len() < CHUNK_BYTES {
+        buf.push(if buf.is_empty() { b'[' } else { b',' });
+        rows.write_row(*next, &mut buf).map_err(|e| encoding(&e))?;
+        *next += 1;
+    }
+    buf.push(b']');
+    String::from_utf8(buf).map(Some).map_err(|e| encoding(&e))
+}
+
+/// One statement of a page write, ready to run on either backend, once per chunk of its
+/// rows.
+struct Statement<'p> {
     sql: String,
-    json: String,
-    /// Bind 2 is the round (`true`) or the time (`false`, for soft deletes: bind 2 time and
-    /// bind 3 round).
+    rows: &'p dyn JsonRows,
     kind: Binds,
 }
 
@@ -360,27 +370,9 @@ fn statements(
     page: &PageWrite,
     round: i64,
     at: NaiveDateTime,
-) -> Result<Vec<Statement>, Error> {
+) -> Vec<Statement<'_>> {
     let mut out = Vec::new();
-    let upsert = |out: &mut Vec<Statement>, spec: &Spec, chunks: Vec<String>| {
-        let sql = upsert_sql(spec, backend);
-        out.extend(chunks.into_iter().map(|json| Statement {
-            sql: sql.clone(),
-            json,
-            kind: Binds::Upsert(round),
-        }));
-    };
-    let each = |out: &mut Vec<Statement>, sql: String, chunks: Vec<String>, kind: Binds| {
-        out.extend(chunks.into_iter().map(|json| Statement {
-            sql: sql.clone(),
-            json,
-            kind,
-        }));
-    };
-    let list = |out: &mut Vec<Statement>, sql: String, ids: &[String]| -> Result<(), Error> {
-        each(out, sql, to_json(ids)?, Binds::List);
-        Ok(())
-    };
+    let upsert = |spec: &Spec| (upsert_sql(spec, backend), Binds::Upsert(round));
     let (p1, p2, p3, p4) = (p(backend, 1), p(backend, 2), p(backend, 3), p(backend, 4));
     // Removals first, so an object deleted and re-created in one page ends present.
     for (table, ids) in [
@@ -392,17 +384,19 @@ fn statements(
         }
         let set = ids_in(backend, &p2);
         for side in ["member_id", "group_id"] {
-            list(
-                &mut out,
-                format!("DELETE FROM group_members WHERE connection_id = {p1} AND {side} IN {set}"),
-                ids,
-            )?;
+            out.push(Statement {
+                sql: format!(
+                    "DELETE FROM group_members WHERE connection_id = {p1} AND {side} IN {set}"
+                ),
+                rows: ids,
+                kind: Binds::List,
+            });
         }
-        list(
-            &mut out,
-            format!("DELETE FROM {table} WHERE connection_id = {p1} AND id IN {set}"),
-            ids,
-        )?;
+        out.push(Statement {
+            sql: format!("DELETE FROM {table} WHERE connection_id = {p1} AND id IN {set}"),
+            rows: ids,
+            kind: Binds::List,
+        });
     }
     for (table, ids) in [
         ("users", &page.users_soft_deleted),
@@ -411,22 +405,17 @@ fn statements(
         if ids.is_empty() {
             continue;
         }
-        each(
-            &mut out,
-            format!(
+        out.push(Statement {
+            sql: format!(
                 "UPDATE {table} SET deleted_at = {p3}, seen_round = {p4} WHERE connection_id = {p1} AND id IN {}",
                 ids_in(backend, &p2)
             ),
-            to_json(ids)?,
-            Binds::Mark(at, round),
-        );
+            rows: ids,
+            kind: Binds::Mark(at, round),
+        });
     }
     if !page.members_removed.is_empty() {
-        let pairs: Vec<[&str; 2]> = page
-            .members_removed
-            .iter()
-            .map(|(g, m)| [g.as_str(), m.as_str()])
-            .collect();
+        // (group, member) pairs encode as two-element arrays.
         let sql = match backend {
             Backend::Postgres => format!(
                 "DELETE FROM group_members AS m USING json_array_elements({p2}::json) AS x \
@@ -441,16 +430,35 @@ fn statements(
                  WHERE m.connection_id = {p1} AND m.group_id = j.g AND m.member_id = j.id)"
             ),
         };
-        each(&mut out, sql, to_json(&pairs)?, Binds::List);
+        out.push(Statement {
+            sql,
+            rows: &page.members_removed,
+            kind: Binds::List,
+        });
     }
     if !page.users.is_empty() {
-        upsert(&mut out, &USERS, to_json(&page.users)?);
+        let (sql, kind) = upsert(&USERS);
+        out.push(Statement {
+            sql,
+            rows: &page.users,
+            kind,
+        });
     }
     if !page.groups.is_empty() {
-        upsert(&mut out, &GROUPS, to_json(&page.groups)?);
+        let (sql, kind) = upsert(&GROUPS);
+        out.push(Statement {
+            sql,
+            rows: &page.groups,
+            kind,
+        });
     }
     if !page.members_added.is_empty() {
-        upsert(&mut out, &MEMBERS, to_json(&page.members_added)?);
+        let (sql, kind) = upsert(&MEMBERS);
+        out.push(Statement {
+            sql,
+            rows: &page.members_added,
+            kind,
+        });
     }
     if !page.sign_in_activity.is_empty() {
         let sql = match backend {
@@ -476,21 +484,45 @@ fn statements(
                  WHERE connection_id = {p1} AND id IN (SELECT id FROM x)"
             ),
         };
-        each(&mut out, sql, to_json(&page.sign_in_activity)?, Binds::List);
+        out.push(Statement {
+            sql,
+            rows: &page.sign_in_activity,
+            kind: Binds::List,
+        });
     }
     if !page.devices.is_empty() {
-        upsert(&mut out, &DEVICES, to_json(&page.devices)?);
+        let (sql, kind) = upsert(&DEVICES);
+        out.push(Statement {
+            sql,
+            rows: &page.devices,
+            kind,
+        });
     }
     if !page.sign_ins.is_empty() {
-        upsert(&mut out, &SIGN_INS, to_json(&page.sign_ins)?);
+        let (sql, kind) = upsert(&SIGN_INS);
+        out.push(Statement {
+            sql,
+            rows: &page.sign_ins,
+            kind,
+        });
     }
     if !page.audits.is_empty() {
-        upsert(&mut out, &AUDITS, to_json(&page.audits)?);
+        let (sql, kind) = upsert(&AUDITS);
+        out.push(Statement {
+            sql,
+            rows: &page.audits,
+            kind,
+        });
     }
     if !page.alerts.is_empty() {
-        upsert(&mut out, &ALERTS, to_json(&page.alerts)?);
+        let (sql, kind) = upsert(&ALERTS);
+        out.push(Statement {
+            sql,
+            rows: &page.alerts,
+            kind,
+        });
     }
-    Ok(out)
+    out
 }
 
 /// The tables a full round of a resource sweeps (rows whose `seen_round` is older).
@@ -522,23 +554,26 @@ macro_rules! run_statements {
     ($c:expr, $connection_id:expr, $statements:expr) => {{
         let mut n = 0usize;
         for st in $statements {
-            let q = diesel::sql_query(st.sql.as_str()).bind::<Text, _>($connection_id);
-            n += match &st.kind {
-                Binds::Upsert(round) => {
-                    q.bind::<BigInt, _>(*round)
-                        .bind::<Text, _>(st.json.as_str())
-                        .execute($c)
-                        .await?
-                }
-                Binds::List => q.bind::<Text, _>(st.json.as_str()).execute($c).await?,
-                Binds::Mark(at, round) => {
-                    q.bind::<Text, _>(st.json.as_str())
-                        .bind::<Timestamp, _>(*at)
-                        .bind::<BigInt, _>(*round)
-                        .execute($c)
-                        .await?
-                }
-            };
+            let mut next = 0;
+            while let Some(json) = next_chunk(st.rows, &mut next)? {
+                let q = diesel::sql_query(st.sql.as_str()).bind::<Text, _>($connection_id);
+                n += match &st.kind {
+                    Binds::Upsert(round) => {
+                        q.bind::<BigInt, _>(*round)
+                            .bind::<Text, _>(json)
+                            .execute($c)
+                            .await?
+                    }
+                    Binds::List => q.bind::<Text, _>(json).execute($c).await?,
+                    Binds::Mark(at, round) => {
+                        q.bind::<Text, _>(json)
+                            .bind::<Timestamp, _>(*at)
+                            .bind::<BigInt, _>(*round)
+                            .execute($c)
+                            .await?
+                    }
+                };
+            }
         }
         n
     }};
@@ -554,7 +589,7 @@ impl Db {
         cursor: &Cursor,
         at: NaiveDateTime,
     ) -> Result<usize, Error> {
-        let statements = statements(self.backend(), page, cursor.round, at)?;
+        let statements = statements(self.backend(), page, cursor.round, at);
         let cursor = cursor.clone();
         let _writer = self.writer().await;
         let mut conn = self.conn().await?;
@@ -669,15 +704,28 @@ mod tests {
 
     #[test]
     fn big_pages_go_as_several_json_arrays_of_whole_rows() {
-        assert!(to_json::<String>(&[]).unwrap().is_empty());
+        let mut next = 0;
+        assert!(
+            next_chunk(&Vec::<String>::new(), &mut next)
+                .unwrap()
+                .is_none()
+        );
         let ids: Vec<String> = (0..20_000).map(|i| format!("id-{i:08}-\u{e9}\"")).collect();
-        let chunks = to_json(&ids).unwrap();
-        assert!(chunks.len() > 2, "{} chunks", chunks.len());
         let mut back = Vec::new();
-        for c in &chunks {
+        let mut chunks = 0;
+        while let Some(c) = next_chunk(&ids, &mut next).unwrap() {
             assert!(c.len() < CHUNK_BYTES + 64, "{}", c.len());
-            back.extend(serde_json::from_str::<Vec<String>>(c).unwrap());
+            back.extend(serde_json::from_str::<Vec<String>>(&c).unwrap());
+            chunks += 1;
         }
+        assert!(chunks > 2, "{chunks} chunks");
         assert_eq!(back, ids);
+        // Pairs go as two-element arrays.
+        let pairs = vec![("g".to_owned(), "m".to_owned())];
+        let mut next = 0;
+        assert_eq!(
+            next_chunk(&pairs, &mut next).unwrap().as_deref(),
+            Some(r#"[["g","m"]]"#)
+        );
     }
 }
