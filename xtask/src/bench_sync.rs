@@ -110,7 +110,11 @@ pub(crate) fn measure_sync(
     let mut out = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take().context("stdout")?, &mut out)?;
     if !status.success() && status.code() != Some(2) {
-        bail!("tenantlink sync --type {sync_type} failed ({status})");
+        // The report (stdout) says which resource failed and why.
+        bail!(
+            "tenantlink sync --type {sync_type} failed ({status}): {}",
+            out.trim()
+        );
     }
     let report: Value = serde_json::from_str(out.trim()).context("the sync's JSON report")?;
     Ok(Measured {

@@ -185,6 +185,10 @@ impl From<tenantlink_store::Error> for ApiError {
                 code: "conflict",
                 message,
             },
+            E::Contention(message) => {
+                tracing::warn!(error = %message, "transaction raced another");
+                Self::Unavailable("the database is busy; retry shortly".into())
+            }
             E::Unavailable(message) => {
                 tracing::warn!(error = %message, "database unavailable");
                 Self::Unavailable("the database is unavailable; retry shortly".into())

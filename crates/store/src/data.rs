@@ -307,6 +307,10 @@ fn p(backend: Backend, n: usize) -> String {
     backend.param(n)
 }
 
+/// How many times a page write that lost a race (deadlock, serialization failure) runs
+/// again before its error is returned.
+const CONTENTION_RETRIES: u64 = 5;
+
 /// The most bytes of JSON one statement carries (a row is never split, so a chunk ends
 /// past it by at most one row). Every connection keeps buffers as large as the largest
 /// statement it sent, so a page of big rows (sign-ins keep their raw JSON) goes as several
@@ -590,23 +594,39 @@ impl Db {
         at: NaiveDateTime,
     ) -> Result<usize, Error> {
         let statements = statements(self.backend(), page, cursor.round, at);
-        let cursor = cursor.clone();
-        let _writer = self.writer().await;
-        let mut conn = self.conn().await?;
         let backend = self.backend();
-        write_transaction!(&mut conn, async move |c| {
-            relax_commit(c, backend).await?;
-            let id = cursor.connection_id.clone();
-            let n = run_statements!(&mut *c, &id, &statements);
-            diesel::insert_into(sync_cursors::table)
-                .values(&cursor)
-                .on_conflict((sync_cursors::connection_id, sync_cursors::resource))
-                .do_update()
-                .set(&cursor)
-                .execute(c)
-                .await?;
-            Ok::<_, Error>(n)
-        })
+        let mut attempt = 0;
+        loop {
+            let written = {
+                let _writer = self.writer().await;
+                let mut conn = self.conn().await?;
+                let statements = &statements;
+                write_transaction!(&mut conn, async move |c| {
+                    relax_commit(c, backend).await?;
+                    let id = cursor.connection_id.as_str();
+                    let n = run_statements!(&mut *c, id, statements);
+                    diesel::insert_into(sync_cursors::table)
+                        .values(cursor)
+                        .on_conflict((sync_cursors::connection_id, sync_cursors::resource))
+                        .do_update()
+                        .set(cursor)
+                        .execute(c)
+                        .await?;
+                    Ok::<_, Error>(n)
+                })
+            };
+            // Pages of two resources may touch the same edges in another order (a user's
+            // removal and its groups' changes): PostgreSQL then rolls one page back whole,
+            // and it goes again.
+            match written {
+                Err(Error::Contention(reason)) if attempt < CONTENTION_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(%reason, attempt, "page write raced another; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Ends a full round of `resource`: deletes the connection's rows of that resource the

@@ -20,6 +20,10 @@ pub enum Error {
     /// A unique constraint or a compare-and-swap failed.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The transaction lost a race with another one (a deadlock or a serialization
+    /// failure) and was rolled back whole; running it again is safe.
+    #[error("the database rolled back a transaction that raced another; retry it: {0}")]
+    Contention(String),
     /// The database refused or failed a statement.
     #[error("database error: {0}")]
     Database(String),
@@ -49,6 +53,15 @@ impl From<diesel::result::Error> for Error {
             D::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
                 Self::Conflict(info.message().to_owned())
             }
+            D::DatabaseError(DatabaseErrorKind::SerializationFailure, info) => {
+                Self::Contention(info.message().to_owned())
+            }
+            // PostgreSQL's 40P01, which diesel does not name.
+            D::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if info.message() == "deadlock detected" =>
+            {
+                Self::Contention(info.message().to_owned())
+            }
             D::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 Self::Unavailable(info.message().to_owned())
             }
@@ -73,5 +86,31 @@ impl Error {
             },
             other => other.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::result::{DatabaseErrorKind, Error as D};
+
+    #[test]
+    fn races_are_contention_and_other_failures_are_not() {
+        let db = |kind, message: &str| D::DatabaseError(kind, Box::new(message.to_owned()));
+        assert!(matches!(
+            Error::from(db(DatabaseErrorKind::Unknown, "deadlock detected")),
+            Error::Contention(_)
+        ));
+        assert!(matches!(
+            Error::from(db(
+                DatabaseErrorKind::SerializationFailure,
+                "could not serialize access"
+            )),
+            Error::Contention(_)
+        ));
+        assert!(matches!(
+            Error::from(db(DatabaseErrorKind::Unknown, "syntax error")),
+            Error::Database(_)
+        ));
     }
 }
