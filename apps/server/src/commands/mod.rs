@@ -47,5 +47,11 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
         .build()?)
 }
+
+/// Threads for blocking work: SQLite runs every statement on one (its pool has at most 4
+/// connections), and DNS lookups. Tokio's default (512) let a sync spread over a dozen
+/// threads, each with a malloc arena of its own that keeps what it freed.
+const BLOCKING_THREADS: usize = 4;
