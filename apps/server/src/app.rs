@@ -187,14 +187,36 @@ pub(crate) fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::Ser
     }
 }
 
+/// Background tasks of a server and the signals that stop them.
+pub(crate) struct Background {
+    /// Tells workers, the scheduler and housekeeping to stop.
+    pub(crate) shutdown: tokio::sync::watch::Sender<bool>,
+    /// Those tasks.
+    pub(crate) tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Tells the audit task to drain its queue and end: sent last, once requests and
+    /// workers (which record events) have stopped.
+    pub(crate) audit_stop: tokio::sync::watch::Sender<bool>,
+    /// The audit task.
+    pub(crate) audit_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// How long a graceful stop waits for background tasks, all together.
+const STOP_WAIT: Duration = Duration::from_secs(60);
+
 /// Runs the server on `listener` until SIGINT or SIGTERM, then stops taking requests,
-/// tells workers to stop (their running pages commit) and waits for both.
+/// tells workers to stop (their running pages commit), waits for both, and last lets the
+/// audit trail drain.
 pub(crate) async fn run(
     state: AppState,
     listener: TcpListener,
-    shutdown: tokio::sync::watch::Sender<bool>,
-    mut background: Vec<tokio::task::JoinHandle<()>>,
+    background: Background,
 ) -> anyhow::Result<()> {
+    let Background {
+        shutdown,
+        tasks: mut background,
+        audit_stop,
+        audit_task,
+    } = background;
     let data = web::Data::new(state.clone());
     // actix-web runs in its own thread and system (its workers are single-threaded
     // runtimes); sync workers and everything else stay on the caller's tokio runtime.
@@ -246,15 +268,23 @@ pub(crate) async fn run(
     let _ = shutdown.send(true);
     handle.stop(true).await;
     let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-    // Workers see the shutdown flag, finish the page they are writing and return.
+    // Workers see the shutdown flag, finish the page they are writing and return; then the
+    // audit task commits what they and the last requests recorded. One deadline for all.
+    let deadline = tokio::time::Instant::now() + STOP_WAIT;
     for mut task in background {
-        if tokio::time::timeout(Duration::from_secs(60), &mut task)
-            .await
-            .is_err()
-        {
-            tracing::warn!("a background task did not stop within 60 s; stopping it");
+        if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+            tracing::warn!("a background task did not stop in time; stopping it");
             task.abort();
         }
+    }
+    let _ = audit_stop.send(true);
+    if let Some(mut task) = audit_task
+        && tokio::time::timeout_at(deadline + Duration::from_secs(10), &mut task)
+            .await
+            .is_err()
+    {
+        tracing::warn!("the audit trail did not drain in time");
+        task.abort();
     }
     Ok(())
 }

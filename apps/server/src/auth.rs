@@ -73,7 +73,8 @@ pub(crate) fn issue_key() -> Result<IssuedKey, ApiError> {
     })
 }
 
-fn hex_sha256(text: &str) -> String {
+/// Hex SHA-256 of `text` (how API key secrets and OAuth states are stored).
+pub(crate) fn hex_sha256(text: &str) -> String {
     let digest = sha2::Sha256::digest(text.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }

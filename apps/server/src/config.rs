@@ -55,6 +55,22 @@ pub(crate) struct CloudSettings {
     pub(crate) root_certificates_pem: Vec<String>,
 }
 
+impl CloudSettings {
+    /// `cloud`'s endpoints (Graph `v1.0`), trusting `root_certificates_pem` too.
+    pub(crate) fn new(
+        cloud: tenantlink_identity::Cloud,
+        root_certificates_pem: Vec<String>,
+    ) -> Self {
+        let endpoints = cloud.config();
+        Self {
+            graph_url: format!("{}/v1.0", endpoints.graph_endpoint),
+            graph_audience: endpoints.graph_audience,
+            cloud,
+            root_certificates_pem,
+        }
+    }
+}
+
 /// Reads `TENANTLINK_CLOUD` and `TENANTLINK_CA_FILE`.
 pub(crate) fn cloud_from_env() -> anyhow::Result<CloudSettings> {
     cloud_from(|name| std::env::var(name).ok())
@@ -75,9 +91,6 @@ fn cloud_from(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<CloudSetti
             "{CLOUD_VAR} must be public, usgov, china or the https:// URL of a tenantlink emulator (got {value:?})"
         ),
     };
-    let endpoints = cloud.config();
-    let graph_url = format!("{}/v1.0", endpoints.graph_endpoint);
-    let graph_audience = endpoints.graph_audience;
     let mut root_certificates_pem = Vec::new();
     if let Some(path) = get(CA_FILE_VAR).filter(|v| !v.trim().is_empty()) {
         let pem = std::fs::read_to_string(path.trim())
@@ -87,12 +100,7 @@ fn cloud_from(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<CloudSetti
         }
         root_certificates_pem.push(pem);
     }
-    Ok(CloudSettings {
-        cloud,
-        graph_url,
-        graph_audience,
-        root_certificates_pem,
-    })
+    Ok(CloudSettings::new(cloud, root_certificates_pem))
 }
 
 /// The platform admin key: creates organizations and their API keys.

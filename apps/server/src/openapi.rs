@@ -42,7 +42,8 @@ pub(crate) fn document_json() -> &'static str {
     JSON.get_or_init(|| document().to_pretty_json().unwrap_or_else(|_| "{}".into()))
 }
 
-fn escape(text: &str) -> String {
+/// `text` safe inside HTML text and attribute values.
+pub(crate) fn html_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -66,8 +67,8 @@ pub(crate) fn document_html() -> &'static str {
         let _ = write!(
             html,
             "{}</p><p>Machine-readable: <a href=\"/openapi.json\">/openapi.json</a> (OpenAPI {}).</p>",
-            escape(description),
-            escape(doc["openapi"].as_str().unwrap_or("3"))
+            html_escape(description),
+            html_escape(doc["openapi"].as_str().unwrap_or("3"))
         );
         let mut by_tag: std::collections::BTreeMap<String, Vec<String>> = Default::default();
         if let Some(paths) = doc["paths"].as_object() {
@@ -77,9 +78,9 @@ pub(crate) fn document_html() -> &'static str {
                     let tag = op["tags"][0].as_str().unwrap_or("other").to_owned();
                     let mut block = format!(
                         "<div class=\"op\"><p><span class=\"m\">{}</span><code>{}</code></p><p>{}</p>",
-                        escape(method),
-                        escape(path),
-                        escape(op["summary"].as_str().or(op["description"].as_str()).unwrap_or(""))
+                        html_escape(method),
+                        html_escape(path),
+                        html_escape(op["summary"].as_str().or(op["description"].as_str()).unwrap_or(""))
                     );
                     if let Some(params) = op["parameters"].as_array().filter(|p| !p.is_empty()) {
                         block.push_str("<table><tr><th>parameter</th><th>in</th><th>description</th></tr>");
@@ -87,9 +88,9 @@ pub(crate) fn document_html() -> &'static str {
                             let _ = write!(
                                 block,
                                 "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
-                                escape(p["name"].as_str().unwrap_or("")),
-                                escape(p["in"].as_str().unwrap_or("")),
-                                escape(p["description"].as_str().unwrap_or(""))
+                                html_escape(p["name"].as_str().unwrap_or("")),
+                                html_escape(p["in"].as_str().unwrap_or("")),
+                                html_escape(p["description"].as_str().unwrap_or(""))
                             );
                         }
                         block.push_str("</table>");
@@ -100,8 +101,8 @@ pub(crate) fn document_html() -> &'static str {
                             let _ = write!(
                                 block,
                                 "<code>{}</code> {} &nbsp; ",
-                                escape(status),
-                                escape(r["description"].as_str().unwrap_or(""))
+                                html_escape(status),
+                                html_escape(r["description"].as_str().unwrap_or(""))
                             );
                         }
                         block.push_str("</p>");
@@ -112,7 +113,7 @@ pub(crate) fn document_html() -> &'static str {
             }
         }
         for (tag, blocks) in by_tag {
-            let _ = write!(html, "<h2>{}</h2>", escape(&tag));
+            let _ = write!(html, "<h2>{}</h2>", html_escape(&tag));
             for b in blocks {
                 html.push_str(&b);
             }

@@ -50,28 +50,20 @@ pub(crate) fn emulator(seed: u64) -> Emulator {
 /// Cloud settings pointing at `emulator`.
 pub(crate) fn emulator_cloud(emulator: &Emulator) -> CloudSettings {
     let base = emulator.https_url().trim_end_matches('/').to_owned();
-    let cloud = tenantlink_identity::Cloud::Custom { base_url: base };
-    let endpoints = cloud.config();
-    CloudSettings {
-        graph_url: format!("{}/v1.0", endpoints.graph_endpoint),
-        graph_audience: endpoints.graph_audience,
-        cloud,
-        root_certificates_pem: vec![emulator.ca_pem()],
-    }
+    CloudSettings::new(
+        tenantlink_identity::Cloud::Custom { base_url: base },
+        vec![emulator.ca_pem()],
+    )
 }
 
 /// Cloud settings that point nowhere reachable (for tests that never call out).
 pub(crate) fn offline_cloud() -> CloudSettings {
-    let cloud = tenantlink_identity::Cloud::Custom {
-        base_url: "https://127.0.0.1:9".into(),
-    };
-    let endpoints = cloud.config();
-    CloudSettings {
-        graph_url: format!("{}/v1.0", endpoints.graph_endpoint),
-        graph_audience: endpoints.graph_audience,
-        cloud,
-        root_certificates_pem: Vec::new(),
-    }
+    CloudSettings::new(
+        tenantlink_identity::Cloud::Custom {
+            base_url: "https://127.0.0.1:9".into(),
+        },
+        Vec::new(),
+    )
 }
 
 /// An `AppState` over `db` with a fresh vault key. The shutdown sender is returned so

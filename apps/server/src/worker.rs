@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tenantlink_graph::GraphClientOptions;
 use tenantlink_store::SyncJob;
 use tenantlink_sync::{
-    Completeness, Mode, ProgressEvent, RunReport, SyncEngine, SyncOptions, SyncType, credentials,
+    Completeness, ProgressEvent, RunReport, SyncEngine, SyncOptions, SyncType, credentials,
 };
 use tokio::task::JoinHandle;
 
@@ -76,14 +76,6 @@ pub(crate) struct ResourceProgress {
     pub(crate) pages: u64,
     /// Rows written by this worker.
     pub(crate) rows: u64,
-}
-
-fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Full => "full",
-        Mode::Incremental => "incremental",
-        Mode::Resumed => "resumed",
-    }
 }
 
 /// How workers talk to Graph.
@@ -280,7 +272,7 @@ async fn run_job(state: &AppState, owner: &str, job: &SyncJob, worker: WorkerOpt
                     resource.as_str().to_owned(),
                     ResourceProgress {
                         status: "running".into(),
-                        mode: mode_name(*mode).into(),
+                        mode: mode.as_str().into(),
                         pages: 0,
                         rows: 0,
                     },
@@ -320,7 +312,7 @@ async fn run_job(state: &AppState, owner: &str, job: &SyncJob, worker: WorkerOpt
                     .entry(r.resource.as_str().to_owned())
                     .or_insert_with(|| ResourceProgress {
                         status: String::new(),
-                        mode: mode_name(r.mode).into(),
+                        mode: r.mode.as_str().into(),
                         pages: 0,
                         rows: 0,
                     });

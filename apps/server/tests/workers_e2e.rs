@@ -93,9 +93,22 @@ async fn a_killed_server_s_sync_is_finished_by_another_from_its_checkpoint() {
     );
     let job = db.db.job(&org, &run).await.expect("job");
     // The survivor's worker claimed the job once the dead one's lease ran out.
+    let claimed_by_survivor = survivor.logs().lines().any(|line| {
+        serde_json::from_str::<serde_json::Value>(line).is_ok_and(|l| {
+            let field = |name: &str| {
+                l.get(name)
+                    .or_else(|| l["fields"].get(name))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            };
+            field("message").as_deref() == Some("sync job claimed")
+                && field("job").as_deref() == Some(run.as_str())
+                && field("worker").is_some_and(|w| w.starts_with(&format!("{}-", survivor.pid())))
+        })
+    });
     assert!(
-        survivor.logs().contains(&run),
-        "the survivor's logs name the job it took over"
+        claimed_by_survivor,
+        "the survivor's worker logged claiming the job it took over"
     );
     assert_eq!(
         job.attempts, 2,

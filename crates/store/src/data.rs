@@ -307,6 +307,26 @@ fn p(backend: Backend, n: usize) -> String {
     backend.param(n)
 }
 
+/// Runs `attempt` again (after a short pause) while it fails with [`Error::Contention`],
+/// up to [`CONTENTION_RETRIES`] times: the database rolled the whole transaction back.
+async fn on_contention<T, F, Fut>(mut attempt: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    let mut tries = 0;
+    loop {
+        match attempt().await {
+            Err(Error::Contention(reason)) if tries < CONTENTION_RETRIES => {
+                tries += 1;
+                tracing::debug!(%reason, tries, "a write raced another; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(20 * tries)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// How many times a page write that lost a race (deadlock, serialization failure) runs
 /// again before its error is returned.
 const CONTENTION_RETRIES: u64 = 5;
@@ -595,38 +615,28 @@ impl Db {
     ) -> Result<usize, Error> {
         let statements = statements(self.backend(), page, cursor.round, at);
         let backend = self.backend();
-        let mut attempt = 0;
-        loop {
-            let written = {
-                let _writer = self.writer().await;
-                let mut conn = self.conn().await?;
-                let statements = &statements;
-                write_transaction!(&mut conn, async move |c| {
-                    relax_commit(c, backend).await?;
-                    let id = cursor.connection_id.as_str();
-                    let n = run_statements!(&mut *c, id, statements);
-                    diesel::insert_into(sync_cursors::table)
-                        .values(cursor)
-                        .on_conflict((sync_cursors::connection_id, sync_cursors::resource))
-                        .do_update()
-                        .set(cursor)
-                        .execute(c)
-                        .await?;
-                    Ok::<_, Error>(n)
-                })
-            };
-            // Pages of two resources may touch the same edges in another order (a user's
-            // removal and its groups' changes): PostgreSQL then rolls one page back whole,
-            // and it goes again.
-            match written {
-                Err(Error::Contention(reason)) if attempt < CONTENTION_RETRIES => {
-                    attempt += 1;
-                    tracing::debug!(%reason, attempt, "page write raced another; retrying");
-                    tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
-                }
-                other => return other,
-            }
-        }
+        // Pages of two resources may touch the same edges in another order (a user's
+        // removal and its groups' changes): PostgreSQL then rolls one page back whole,
+        // and it goes again.
+        on_contention(|| async {
+            let _writer = self.writer().await;
+            let mut conn = self.conn().await?;
+            let statements = &statements;
+            write_transaction!(&mut conn, async move |c| {
+                relax_commit(c, backend).await?;
+                let id = cursor.connection_id.as_str();
+                let n = run_statements!(&mut *c, id, statements);
+                diesel::insert_into(sync_cursors::table)
+                    .values(cursor)
+                    .on_conflict((sync_cursors::connection_id, sync_cursors::resource))
+                    .do_update()
+                    .set(cursor)
+                    .execute(c)
+                    .await?;
+                Ok::<_, Error>(n)
+            })
+        })
+        .await
     }
 
     /// Ends a full round of `resource`: deletes the connection's rows of that resource the
@@ -635,10 +645,11 @@ impl Db {
     pub async fn finish_full_round(&self, cursor: &Cursor) -> Result<usize, Error> {
         let tables = sweep_tables(&cursor.resource);
         let backend = self.backend();
-        let cursor = cursor.clone();
         let _writer = self.writer().await;
-        let mut conn = self.conn().await?;
-        let n = write_transaction!(&mut conn, async move |c| {
+        // The sweep deletes edges too: it can race a page of another resource.
+        let n = on_contention(|| async {
+            let mut conn = self.conn().await?;
+            write_transaction!(&mut conn, async move |c| {
             let mut n = 0;
             if cursor.resource == "users" {
                 // Edges of the users about to go, and only theirs: an edge to a user created
@@ -669,28 +680,40 @@ impl Db {
                     .await?;
             }
             diesel::insert_into(sync_cursors::table)
-                .values(&cursor)
+                .values(cursor)
                 .on_conflict((sync_cursors::connection_id, sync_cursors::resource))
                 .do_update()
-                .set(&cursor)
+                .set(cursor)
                 .execute(c)
                 .await?;
             Ok::<_, Error>(n)
-        })?;
+        })
+        })
+        .await?;
         // A full round is a bulk load: the planner's statistics of these tables are now
         // stale (on a new database they do not exist yet), and with them it picks a hash
         // join over all of a connection's rows for the small, id-keyed statements that
         // follow (each signInActivity page took 50-85 ms instead of 3 ms at 100,000
         // users). ANALYZE samples a bounded number of rows, whatever the table's size.
+        // The round is committed either way: a failed ANALYZE only leaves the planner's
+        // statistics stale.
         if backend == Backend::Postgres {
-            let mut conn = self.conn().await?;
             for table in tables {
-                with_conn!(&mut conn, |c| diesel::sql_query(format!("ANALYZE {table}"))
-                    .execute(c)
-                    .await)?;
+                if let Err(e) = self.analyze(table).await {
+                    tracing::warn!(table, error = %e, "could not refresh the planner's statistics");
+                }
             }
         }
         Ok(n)
+    }
+
+    /// Refreshes PostgreSQL's statistics of `table`.
+    async fn analyze(&self, table: &str) -> Result<(), Error> {
+        let mut conn = self.conn().await?;
+        with_conn!(&mut conn, |c| diesel::sql_query(format!("ANALYZE {table}"))
+            .execute(c)
+            .await)?;
+        Ok(())
     }
 }
 

@@ -8,7 +8,7 @@ use diesel::sql_types::{Text, Timestamp};
 use diesel_async::RunQueryDsl;
 
 use crate::db::{with_conn, write_transaction};
-use crate::models::SyncJob;
+use crate::models::{AuthKind, SyncJob};
 use crate::schema::{connections, sync_jobs};
 use crate::{Backend, Db, Error};
 
@@ -353,7 +353,7 @@ impl Db {
     }
 
     /// Connections the scheduler should sync now, as (organization id, connection id):
-    /// those with a stored credential, not disabled, with no active job and no job created
+    /// those with a stored app credential (secret or certificate), not disabled, with no active job and no job created
     /// or finished within `interval` before `now`.
     pub async fn connections_due(
         &self,
@@ -364,7 +364,10 @@ impl Db {
         let mut conn = self.conn().await?;
         Ok(with_conn!(&mut conn, |c| connections::table
             .filter(connections::secret_ciphertext.is_not_null())
-            .filter(connections::auth_kind.eq("client_secret"))
+            .filter(connections::auth_kind.eq_any([
+                AuthKind::ClientSecret.as_str(),
+                AuthKind::Certificate.as_str(),
+            ]))
             .filter(connections::status.ne("disabled"))
             .filter(diesel::dsl::not(diesel::dsl::exists(
                 sync_jobs::table

@@ -10,8 +10,9 @@ use crate::models::ApiKey;
 use crate::schema::api_keys;
 use crate::{Db, Error};
 
-/// A key to store: the caller made the id and hashed the secret.
-#[derive(Debug, Clone)]
+/// A key to store: the caller made the id and hashed the secret. Debug leaves the hash out,
+/// as [`ApiKey`]'s does.
+#[derive(Clone)]
 pub struct NewApiKey {
     /// The key's public id (part of the key the client sends).
     pub id: String,
@@ -23,6 +24,17 @@ pub struct NewApiKey {
     pub secret_hash: String,
     /// When the key stops working, if ever.
     pub expires_at: Option<NaiveDateTime>,
+}
+
+impl std::fmt::Debug for NewApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewApiKey")
+            .field("id", &self.id)
+            .field("organization_id", &self.organization_id)
+            .field("name", &self.name)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Db {

@@ -491,18 +491,15 @@ impl Sql {
         }
     }
 
-    /// Binds the range of lowered values starting with `prefix` (byte-wise order): its
+    /// Binds the range of lowered values starting with `prefix` (lowered as the database
+    /// lowers, see [`Db::lowered`]; byte-wise order): its
     /// least value and, unless there is none, the least value past it; each as its
     /// placeholder and its value.
     fn prefix_bounds(
         &mut self,
         prefix: &str,
     ) -> ((String, String), (Option<String>, Option<String>)) {
-        let prefix = match self.backend {
-            Backend::Postgres => prefix.to_lowercase(),
-            // SQLite's lower() folds ASCII only.
-            Backend::Sqlite => prefix.to_ascii_lowercase(),
-        };
+        let prefix = prefix.to_owned();
         let end = prefix_end(&prefix);
         let lo = self.text(prefix.clone());
         let hi = end.clone().map(|e| self.text(e));
@@ -709,10 +706,11 @@ impl Db {
     /// lowered columns; every row whose canonical entry falls in the window is then
     /// known, because a row's canonical entry precedes its others. When a window yields
     /// fewer than `limit + 1` rows (other entries of rows already listed, filters), the
-    /// next, larger one follows it. The cost is about `columns × limit` index entries per
-    /// page however many rows match (a walk by id instead grows with how rare matches
-    /// are, and filtering each range on the row's other columns with how often they
-    /// match too).
+    /// next, larger one follows it. Without other filters the cost is about
+    /// `columns × limit` index entries per page however many rows match (a walk by id
+    /// instead grows with how rare matches are, and filtering each range on the row's
+    /// other columns with how often they match too); with one, the windows grow until
+    /// enough matches pass it.
     async fn search_merge(
         &self,
         scope: &Scope<'_>,
@@ -731,6 +729,10 @@ impl Db {
             // A cursor of another search, or of the listing without one.
             Some(_) => return Err(PageError::Cursor.into()),
         };
+        // The prefix lowered by the database's own lower(), as the indexed values are.
+        let Some(lowered) = self.lowered(scope, prefix).await? else {
+            return self.cut(scope, Vec::new(), page, Some(prefix)).await;
+        };
         let want = page.limit as usize + 1;
         let mut n = 2 * want;
         let mut after = cursor;
@@ -740,7 +742,7 @@ impl Db {
             let (window, lo, hi) = self
                 .search_window(
                     scope,
-                    (table, alias, cols, prefix),
+                    (table, alias, cols, &lowered),
                     &filters,
                     after.as_ref(),
                     n,
@@ -775,6 +777,22 @@ impl Db {
             })
             .collect();
         self.cut(scope, keys, page, Some(prefix)).await
+    }
+
+    /// `text` as the database's `lower()` makes it (PostgreSQL's follows the database's
+    /// locale; SQLite's folds ASCII only); `None` when it cannot be asked (text with NUL,
+    /// or a connection out of scope).
+    async fn lowered(&self, scope: &Scope<'_>, text: &str) -> Result<Option<String>, Error> {
+        if self.backend() == Backend::Sqlite {
+            return Ok(Some(text.to_ascii_lowercase()));
+        }
+        let mut sql = Sql::new(self.backend(), scope);
+        let t = sql.text(text.to_owned());
+        sql.text = format!(
+            "SELECT lower({t}) COLLATE \"C\" AS id, NULL AS at WHERE {}",
+            sql.scoped()
+        );
+        Ok(self.raw::<KeyRow>(sql).await?.pop().map(|r| r.id))
     }
 
     /// One window of a search (see [`Db::search_merge`]): the first `n` entries after

@@ -9,9 +9,7 @@ use crate::models::{Cursor, SyncRun};
 use crate::schema::{connections, sync_cursors, sync_runs};
 use crate::{Db, Error};
 
-fn now() -> NaiveDateTime {
-    chrono::Utc::now().naive_utc()
-}
+use crate::tenants::now;
 
 impl Db {
     /// Starts a run (status `running`). A connection has at most one live run: while one

@@ -23,6 +23,15 @@ fn secs(n: i64) -> chrono::Duration {
 }
 
 async fn connection(db: &Db, org: &str, tenant: &str) -> (Organization, Connection) {
+    connection_of(db, org, tenant, AuthKind::ClientSecret).await
+}
+
+async fn connection_of(
+    db: &Db,
+    org: &str,
+    tenant: &str,
+    auth_kind: AuthKind,
+) -> (Organization, Connection) {
     let org = match db.organization_by_name(org).await.unwrap() {
         Some(o) => o,
         None => db.create_organization(org).await.unwrap(),
@@ -32,7 +41,7 @@ async fn connection(db: &Db, org: &str, tenant: &str) -> (Organization, Connecti
             organization_id: org.id.clone(),
             tenant_id: tenant.into(),
             client_id: "app".into(),
-            auth_kind: AuthKind::ClientSecret,
+            auth_kind,
             secret: Some((format!("ciphertext-{tenant}").into_bytes(), "key-a".into())),
             secret_expires_at: None,
             granted_permissions: vec![],
@@ -123,7 +132,9 @@ async fn claims_take_the_oldest_due_job_and_respect_backoff() {
     for tdb in TestDb::all().await {
         let db = &tdb.db;
         let (org, c1) = connection(db, "Contoso", "t1").await;
-        let (_, c2) = connection(db, "Contoso", "t2").await;
+        // Certificate connections are synced on schedule too; delegated ones are not.
+        let (_, c2) = connection_of(db, "Contoso", "t2", AuthKind::Certificate).await;
+        connection_of(db, "Contoso", "t3", AuthKind::Delegated).await;
         let now = t0();
         let (first, _) = db
             .enqueue_job(&new_job(&org, &c1, "full"), now)
@@ -250,7 +261,9 @@ async fn due_connections_have_no_recent_or_active_job() {
     for tdb in TestDb::all().await {
         let db = &tdb.db;
         let (org, c1) = connection(db, "Contoso", "t1").await;
-        let (_, c2) = connection(db, "Contoso", "t2").await;
+        // Certificate connections are synced on schedule too; delegated ones are not.
+        let (_, c2) = connection_of(db, "Contoso", "t2", AuthKind::Certificate).await;
+        connection_of(db, "Contoso", "t3", AuthKind::Delegated).await;
         let now = t0();
         let interval = Duration::from_secs(600);
         let due = db.connections_due(interval, now).await.unwrap();

@@ -333,6 +333,16 @@ async fn filters_and_search() {
             .await,
             searched("bO", |i| i % 5 == 1)
         );
+        // Non-ASCII: the database lowers the prefix as it lowers the names (SQLite's
+        // lower() folds ASCII letters only, so the é is written as stored).
+        assert_eq!(
+            users(UserFilter {
+                search: Some("CHLOé".into()),
+                ..UserFilter::default()
+            })
+            .await,
+            searched("chloé", |i| i % 5 == 2)
+        );
         // Prefix of surname (and of nothing else): "person12" matches Person12, Person120..129.
         assert_eq!(
             users(UserFilter {

@@ -159,6 +159,17 @@ pub enum Completeness {
     Failed,
 }
 
+impl Mode {
+    /// Its name in reports (`full`, `incremental`, `resumed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Incremental => "incremental",
+            Self::Resumed => "resumed",
+        }
+    }
+}
+
 impl Completeness {
     /// The stored name.
     pub fn as_str(self) -> &'static str {

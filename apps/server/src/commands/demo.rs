@@ -70,14 +70,12 @@ pub(crate) async fn setup() -> anyhow::Result<DemoSetup> {
         Ok(vault) => vault.build()?,
         Err(_) => KeyRing::new(FernetKey::generate()?),
     };
-    let cloud = CloudSettings {
-        cloud: Cloud::Custom {
-            base_url: emulator.https_url().to_owned(),
+    let cloud = CloudSettings::new(
+        Cloud::Custom {
+            base_url: emulator.https_url().trim_end_matches('/').to_owned(),
         },
-        graph_url: emulator.graph_url(),
-        graph_audience: Cloud::Public.config().graph_audience,
-        root_certificates_pem: vec![emulator.ca_pem()],
-    };
+        vec![emulator.ca_pem()],
+    );
     let identity = super::connect::identity(&cloud)?;
     let organization_id = super::connect::organization(&db, "demo").await?;
     let (connection, permissions) = credentials::connect_tenant(
@@ -121,9 +119,13 @@ fn random_admin_key() -> anyhow::Result<String> {
 }
 
 pub(crate) async fn demo() -> anyhow::Result<ExitCode> {
-    let admin_key = match std::env::var(config::ADMIN_KEY_VAR) {
-        Ok(key) if !key.trim().is_empty() => key,
-        _ => random_admin_key()?,
+    // An operator's own admin key is never printed; a throwaway one is, to be used.
+    let (admin_key, admin_shown) = match std::env::var(config::ADMIN_KEY_VAR) {
+        Ok(key) if !key.trim().is_empty() => (key, format!("(from {})", config::ADMIN_KEY_VAR)),
+        _ => {
+            let key = random_admin_key()?;
+            (key.clone(), key)
+        }
     };
     let mut settings = config::demo_settings(&admin_key)?;
     let listener =
@@ -166,7 +168,7 @@ pub(crate) async fn demo() -> anyhow::Result<ExitCode> {
          open {url}/docs for the API reference\n\
          \nCtrl-C stops it. The data stays in {DEMO_DATABASE}.",
         key = issued.key,
-        admin = admin_key,
+        admin = admin_shown,
     )?;
     // Logs go to stderr as JSON; the demo shows warnings only unless RUST_LOG says otherwise.
     super::serve::init_json_logs("warn");

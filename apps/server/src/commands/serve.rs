@@ -45,7 +45,8 @@ pub(crate) async fn run(parts: Parts, listener: TcpListener) -> anyhow::Result<(
     } = parts;
     let identity = super::connect::identity(&cloud)?;
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let (audit, audit_task) = AuditLog::start(db.clone(), shutdown_rx.clone());
+    let (audit_stop, audit_stop_rx) = tokio::sync::watch::channel(false);
+    let (audit, audit_task) = AuditLog::start(db.clone(), audit_stop_rx);
     let state = AppState {
         audit,
         db,
@@ -65,11 +66,8 @@ pub(crate) async fn run(parts: Parts, listener: TcpListener) -> anyhow::Result<(
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         ),
     };
-    let mut background = crate::worker::start(&state);
-    background.extend(crate::scheduler::start(&state));
-    // The audit task drains its queue on shutdown, after the HTTP server and the workers
-    // stopped (background tasks are awaited in order).
-    background.extend(audit_task);
+    let mut tasks = crate::worker::start(&state);
+    tasks.extend(crate::scheduler::start(&state));
     tracing::info!(
         address = %listener.local_addr()?,
         instance = %state.instance_id,
@@ -77,7 +75,17 @@ pub(crate) async fn run(parts: Parts, listener: TcpListener) -> anyhow::Result<(
         backend = ?state.db.backend(),
         "tenantlink serving"
     );
-    crate::app::run(state, listener, shutdown_tx, background).await
+    crate::app::run(
+        state,
+        listener,
+        crate::app::Background {
+            shutdown: shutdown_tx,
+            tasks,
+            audit_stop,
+            audit_task,
+        },
+    )
+    .await
 }
 
 pub(crate) async fn serve() -> anyhow::Result<ExitCode> {

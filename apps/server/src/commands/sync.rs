@@ -14,7 +14,7 @@ use tenantlink_graph::GraphClientOptions;
 use tenantlink_store::{Connection, Db};
 use tenantlink_sync::credentials;
 use tenantlink_sync::{
-    Completeness, Mode, ProgressEvent, Resource, RunReport, SyncEngine, SyncOptions, SyncType,
+    Completeness, ProgressEvent, Resource, RunReport, SyncEngine, SyncOptions, SyncType,
 };
 use tenantlink_vault::KeyRing;
 
@@ -189,7 +189,7 @@ impl Ui {
                         .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                 );
                 bar.set_prefix(resource.as_str());
-                bar.set_message(format!("{} ·", mode_name(*mode)));
+                bar.set_message(format!("{} ·", mode.as_str()));
                 bar.enable_steady_tick(Duration::from_millis(120));
                 bars.insert(*resource, bar);
             }
@@ -242,14 +242,6 @@ impl Ui {
     }
 }
 
-fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Full => "full",
-        Mode::Incremental => "incremental",
-        Mode::Resumed => "resumed",
-    }
-}
-
 fn mark(status: Completeness) -> &'static str {
     match status {
         Completeness::Complete => "✔",
@@ -293,7 +285,7 @@ fn summary(report: &RunReport) -> String {
         out.push_str(&format!(
             "{:<17} {:<11} {:<9} {:>10} {:>7} {:>9} {:>8} {:>9.1}s {:>8.1}s  {}\n",
             r.resource.as_str(),
-            mode_name(r.mode),
+            r.mode.as_str(),
             r.status.as_str(),
             thousands(r.rows),
             r.pages,

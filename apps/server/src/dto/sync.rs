@@ -176,12 +176,7 @@ impl SyncRunResponse {
                 .into_iter()
                 .map(|x| ResourceResultResponse {
                     resource: x.resource.as_str().into(),
-                    mode: match x.mode {
-                        tenantlink_sync::Mode::Full => "full",
-                        tenantlink_sync::Mode::Incremental => "incremental",
-                        tenantlink_sync::Mode::Resumed => "resumed",
-                    }
-                    .into(),
+                    mode: x.mode.as_str().into(),
                     completeness: x.status.as_str().into(),
                     reason: x.reason,
                     missing_permission: x.missing_permission,

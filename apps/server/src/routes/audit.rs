@@ -83,14 +83,7 @@ pub(crate) async fn list_audit_events(
             "action must be at most 200 printable characters",
         ));
     }
-    if let (Some(from), Some(to)) = (query.from, query.to)
-        && from > to
-    {
-        return Err(ApiError::bad_request(
-            "invalid_range",
-            "from must not be after to",
-        ));
-    }
+    let range = crate::dto::data::time_range(query.from, query.to)?;
     let before = query
         .cursor
         .as_deref()
@@ -98,8 +91,8 @@ pub(crate) async fn list_audit_events(
         .transpose()?;
     let filter = tenantlink_store::AuditFilter {
         action_prefix: query.action,
-        from: query.from.map(|t| t.naive_utc()),
-        to: query.to.map(|t| t.naive_utc()),
+        from: range.from,
+        to: range.to,
     };
     let mut events = state
         .db

@@ -10,7 +10,6 @@ use std::time::Duration;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::{ExposeSecret as _, SecretString};
-use sha2::Digest as _;
 use tenantlink_identity::{
     AdminConsentCallback, AdminConsentRequest, AuthorizationCallback, AuthorizeRequest, ClientAuth,
     CodeFlow, CodeFlowConfig, MemoryPendingStore, MemoryRefreshTokenStore, PendingAuthorization,
@@ -20,11 +19,12 @@ use tenantlink_store::{DelegatedToken, OAuthState};
 use utoipa::OpenApi;
 
 use super::connections::rejected;
-use crate::auth::OrgAuth;
+use crate::auth::{OrgAuth, hex_sha256};
 use crate::dto::connections::{
     AuthorizeUrlResponse, CallbackQuery, CallbackResponse, ConsentUrlResponse, StartQuery,
 };
 use crate::error::{ApiError, ErrorBody};
+use crate::openapi::html_escape;
 use crate::state::AppState;
 
 /// This module's part of the OpenAPI document.
@@ -84,14 +84,6 @@ fn code_flow(
     .map_err(ApiError::internal)
 }
 
-/// Hex SHA-256 of a state: what `oauth_states` is keyed by.
-fn state_hash(state: &str) -> String {
-    sha2::Sha256::digest(state.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 fn check_hint(hint: Option<&String>) -> Result<Option<String>, ApiError> {
     match hint {
         Some(h) if h.is_empty() || h.chars().count() > 256 || h.chars().any(char::is_control) => {
@@ -121,7 +113,7 @@ async fn keep_pending(
     state
         .db
         .put_oauth_state(&OAuthState {
-            state_hash: state_hash(pending.state.expose_secret()),
+            state_hash: hex_sha256(pending.state.expose_secret()),
             organization_id: organization_id.to_owned(),
             connection_id: connection_id.to_owned(),
             kind: kind.to_owned(),
@@ -215,15 +207,9 @@ pub(crate) async fn start_microsoft_sign_in(
         &start.pending,
     )
     .await?;
-    Ok(if query.redirect == Some(true) {
-        HttpResponse::Found()
-            .insert_header((header::LOCATION, start.url))
-            .finish()
-    } else {
-        HttpResponse::Ok().json(AuthorizeUrlResponse {
-            authorize_url: start.url,
-        })
-    })
+    Ok(send_to(query.redirect, start.url, |authorize_url| {
+        AuthorizeUrlResponse { authorize_url }
+    }))
 }
 
 /// Starts an admin consent of the platform's multi-tenant app in the connection's tenant:
@@ -267,13 +253,24 @@ pub(crate) async fn start_microsoft_consent(
     )
     .await?;
     let url = with_hint(start.url, login_hint.as_deref());
-    Ok(if query.redirect == Some(true) {
+    Ok(send_to(query.redirect, url, |consent_url| {
+        ConsentUrlResponse { consent_url }
+    }))
+}
+
+/// A 302 to `url` when `redirect` is true, else 200 with `url` in the body `answer` makes.
+fn send_to<B: serde::Serialize>(
+    redirect: Option<bool>,
+    url: String,
+    answer: impl FnOnce(String) -> B,
+) -> HttpResponse {
+    if redirect == Some(true) {
         HttpResponse::Found()
             .insert_header((header::LOCATION, url))
             .finish()
     } else {
-        HttpResponse::Ok().json(ConsentUrlResponse { consent_url: url })
-    })
+        HttpResponse::Ok().json(answer(url))
+    }
 }
 
 fn invalid_state() -> ApiError {
@@ -350,7 +347,7 @@ pub(crate) async fn microsoft_callback(
     let now = chrono::Utc::now().naive_utc();
     let row = state
         .db
-        .take_oauth_state(&state_hash(&raw_state), now)
+        .take_oauth_state(&hex_sha256(&raw_state), now)
         .await?
         .ok_or_else(invalid_state)?;
     let verifier = std::str::from_utf8(&row.verifier_ciphertext)
@@ -472,13 +469,6 @@ pub(crate) async fn microsoft_callback(
     })
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 fn callback_page(answer: &CallbackResponse) -> String {
     let what = if answer.kind == ADMIN_CONSENT {
         "Administrator consent recorded".to_owned()
@@ -488,7 +478,7 @@ fn callback_page(answer: &CallbackResponse) -> String {
             answer
                 .username
                 .as_deref()
-                .map(|u| format!("{} ", escape(u)))
+                .map(|u| format!("{} ", html_escape(u)))
                 .unwrap_or_default()
         )
     };
@@ -496,7 +486,7 @@ fn callback_page(answer: &CallbackResponse) -> String {
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Connected</title></head>\
          <body style=\"font-family:system-ui,sans-serif;margin:3rem\"><h1>{what}</h1>\
          <p>Tenant {}. You can close this window.</p></body></html>",
-        escape(&answer.tenant_id)
+        html_escape(&answer.tenant_id)
     )
 }
 

@@ -176,7 +176,10 @@ pub(crate) async fn start_microsoft_sync(
     body: web::Json<MicrosoftSyncRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let sync_type = microsoft_sync_type(body.sync_type.as_deref())?;
-    let connections = state.db.connections(&auth.organization_id).await?;
+    // A disconnected connection cannot sync: only the live ones count (as for
+    // /v1/microsoft/status, which shows the live one).
+    let mut connections = state.db.connections(&auth.organization_id).await?;
+    connections.retain(|c| c.status != "disconnected");
     let connection = match connections.as_slice() {
         [] => {
             return Err(ApiError::NotFound {
@@ -365,6 +368,18 @@ mod tests {
                     .unwrap()
                     .contains("/v1/microsoft/setup")
             );
+            // A disconnected tenant is not one to sync.
+            let req = test::TestRequest::delete()
+                .uri("/v1/microsoft/disconnect")
+                .insert_header(bearer(&key))
+                .to_request();
+            assert_eq!(test::call_service(&app, req).await.status(), 204);
+            let req = test::TestRequest::post()
+                .uri("/v1/microsoft/sync")
+                .insert_header(bearer(&key))
+                .set_json(serde_json::json!({"type": "full"}))
+                .to_request();
+            assert_eq!(test::call_service(&app, req).await.status(), 404);
         }
     }
 }

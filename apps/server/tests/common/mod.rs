@@ -242,13 +242,12 @@ impl Seen {
     }
 }
 
-/// An answer: status, JSON body (Null when not JSON), raw body, headers.
+/// An answer: status, JSON body (Null when not JSON), raw body.
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
     pub json: Value,
     pub text: String,
-    pub headers: reqwest::header::HeaderMap,
 }
 
 /// An HTTP client for the API, with a bearer key.
@@ -272,14 +271,18 @@ impl Api {
         }
         let res = req.send().await.expect("request");
         let status = res.status().as_u16();
-        let headers = res.headers().clone();
+        // Headers are seen too (a secret scan covers them).
+        let headers = format!("{:?}", res.headers());
         let text = res.text().await.expect("body");
-        self.seen.0.lock().expect("lock").push(text.clone());
+        self.seen
+            .0
+            .lock()
+            .expect("lock")
+            .push(format!("{headers}\n{text}"));
         Answer {
             status,
             json: serde_json::from_str(&text).unwrap_or(Value::Null),
             text,
-            headers,
         }
     }
 
@@ -297,14 +300,6 @@ impl Api {
 
     pub async fn delete(&self, path: &str) -> Answer {
         self.call(reqwest::Method::DELETE, path, None).await
-    }
-
-    /// The same client with another key.
-    pub fn with_key(&self, key: &str) -> Self {
-        Self {
-            key: key.to_owned(),
-            ..self.clone()
-        }
     }
 }
 
