@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
-use crate::bench_sync::{measure_sync, psql, start_emulator};
+use crate::bench_sync::{
+    admin_url, build_release, connect, fresh_database, generate_key, measure_sync, start_emulator,
+};
 use crate::{cargo, run};
 
 const USERS: usize = 100_000;
@@ -108,34 +110,13 @@ fn load(oha: &Path, url: &str, key: &str) -> Result<(f64, f64, f64, f64)> {
 
 pub(crate) fn bench_api(root: &Path) -> Result<()> {
     let oha = oha(root)?;
-    run(cargo(root).args([
-        "build",
-        "--release",
-        "--locked",
-        "-p",
-        "tenantlink-server",
-        "-p",
-        "tenantlink-emulator",
-        "--bins",
-    ]))?;
-    let release = root.join("target/release");
+    let release = build_release(root)?;
     let tenantlink = release.join("tenantlink");
     let work = root.join("target/bench-api");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
-    let admin_url = std::env::var("TENANTLINK_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    psql(
-        &admin_url,
-        "DROP DATABASE IF EXISTS tl_bench_api WITH (FORCE)",
-    )?;
-    psql(&admin_url, "CREATE DATABASE tl_bench_api")?;
-    let (base, _) = admin_url.rsplit_once('/').context("database URL")?;
-    let database_url = format!("{base}/tl_bench_api");
-    let key = Command::new(&tenantlink)
-        .args(["vault", "generate-key"])
-        .output()?;
-    let key = String::from_utf8(key.stdout)?.trim().to_owned();
+    let database_url = fresh_database(&admin_url(), "tl_bench_api")?;
+    let key = generate_key(&tenantlink)?;
 
     eprintln!("==> seeding a {USERS}-user tenant and syncing it into PostgreSQL");
     let emulator = start_emulator(&release.join("tenantlink-emulator"), USERS, &work)?;
@@ -155,26 +136,7 @@ pub(crate) fn bench_api(root: &Path) -> Result<()> {
             "warn,tenantlink::commands::serve=info".into(),
         ),
     ];
-    let mut connect = Command::new(&tenantlink)
-        .args(["connect", "--tenant-id", &emulator.tenant_id])
-        .args([
-            "--client-id",
-            &emulator.client_id,
-            "--organization",
-            "bench",
-        ])
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()?;
-    connect
-        .stdin
-        .take()
-        .context("stdin")?
-        .write_all(emulator.client_secret.as_bytes())?;
-    if !connect.wait()?.success() {
-        bail!("tenantlink connect failed");
-    }
+    connect(&tenantlink, &env, &emulator, &["--organization", "bench"])?;
     let synced = measure_sync(&tenantlink, &env, "full")?;
     eprintln!(
         "    synced {} rows in {:.1} s",

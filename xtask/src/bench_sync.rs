@@ -157,7 +157,8 @@ pub(crate) fn psql(admin_url: &str, sql: &str) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn bench_sync(root: &Path) -> Result<()> {
+/// Builds the release `tenantlink` and `tenantlink-emulator`; returns their directory.
+pub(crate) fn build_release(root: &Path) -> Result<PathBuf> {
     run(cargo(root).args([
         "build",
         "--release",
@@ -168,20 +169,71 @@ pub(crate) fn bench_sync(root: &Path) -> Result<()> {
         "tenantlink-emulator",
         "--bins",
     ]))?;
-    let release = root.join("target").join("release");
+    Ok(root.join("target").join("release"))
+}
+
+/// The PostgreSQL server the benches use (`TENANTLINK_TEST_DATABASE_URL`, else local).
+pub(crate) fn admin_url() -> String {
+    std::env::var("TENANTLINK_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Drops and creates database `name` on `admin_url`'s server; returns its URL.
+pub(crate) fn fresh_database(admin_url: &str, name: &str) -> Result<String> {
+    psql(
+        admin_url,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    )?;
+    psql(admin_url, &format!("CREATE DATABASE {name}"))?;
+    let (base, _) = admin_url.rsplit_once('/').context("database URL")?;
+    Ok(format!("{base}/{name}"))
+}
+
+/// A new vault key from `tenantlink vault generate-key`.
+pub(crate) fn generate_key(tenantlink: &Path) -> Result<String> {
+    let out = Command::new(tenantlink)
+        .args(["vault", "generate-key"])
+        .output()?;
+    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+}
+
+/// `tenantlink connect` of the emulator's tenant (secret on stdin), with `extra` arguments.
+pub(crate) fn connect(
+    tenantlink: &Path,
+    env: &[(String, String)],
+    emulator: &EmulatorProcess,
+    extra: &[&str],
+) -> Result<()> {
+    let mut connect = Command::new(tenantlink)
+        .args(["connect", "--tenant-id", &emulator.tenant_id])
+        .args(["--client-id", &emulator.client_id])
+        .args(extra)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()?;
+    connect
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(emulator.client_secret.as_bytes())?;
+    if !connect.wait()?.success() {
+        bail!("tenantlink connect failed");
+    }
+    Ok(())
+}
+
+pub(crate) fn bench_sync(root: &Path) -> Result<()> {
+    let release = build_release(root)?;
     let (tenantlink, emulator_bin) = (
         release.join("tenantlink"),
         release.join("tenantlink-emulator"),
     );
-    let admin_url = std::env::var("TENANTLINK_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin_url = admin_url();
     let work: PathBuf = root.join("target").join("bench-sync");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
-    let key = Command::new(&tenantlink)
-        .args(["vault", "generate-key"])
-        .output()?;
-    let key = String::from_utf8(key.stdout)?.trim().to_owned();
+    let key = generate_key(&tenantlink)?;
 
     let mut lines = Vec::new();
     for users in [10_000usize, 100_000] {
@@ -191,14 +243,7 @@ pub(crate) fn bench_sync(root: &Path) -> Result<()> {
             std::fs::create_dir_all(&dir)?;
             let emulator = start_emulator(&emulator_bin, users, &dir)?;
             let database_url = if backend == "postgres" {
-                let name = format!("tl_bench_{users}");
-                psql(
-                    &admin_url,
-                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                )?;
-                psql(&admin_url, &format!("CREATE DATABASE {name}"))?;
-                let (base, _) = admin_url.rsplit_once('/').context("database URL")?;
-                format!("{base}/{name}")
+                fresh_database(&admin_url, &format!("tl_bench_{users}"))?
             } else {
                 format!("sqlite://{}", dir.join("bench.db").display())
             };
@@ -208,21 +253,7 @@ pub(crate) fn bench_sync(root: &Path) -> Result<()> {
                 ("TENANTLINK_CLOUD".into(), emulator.https_url.clone()),
                 ("TENANTLINK_CA_FILE".into(), emulator.ca_path.clone()),
             ];
-            let mut connect = Command::new(&tenantlink)
-                .args(["connect", "--tenant-id", &emulator.tenant_id])
-                .args(["--client-id", &emulator.client_id])
-                .envs(env.iter().map(|(k, v)| (k, v)))
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .spawn()?;
-            connect
-                .stdin
-                .take()
-                .context("stdin")?
-                .write_all(emulator.client_secret.as_bytes())?;
-            if !connect.wait()?.success() {
-                bail!("tenantlink connect failed");
-            }
+            connect(&tenantlink, &env, &emulator, &[])?;
             let full = measure_sync(&tenantlink, &env, "full")?;
             let changed = churn(&emulator, 0.01)?;
             let incremental = measure_sync(&tenantlink, &env, "incremental")?;

@@ -69,6 +69,18 @@ impl CloudSettings {
             root_certificates_pem,
         }
     }
+
+    /// A new Entra ID client for this cloud (its own token cache).
+    pub(crate) fn identity_client(&self) -> anyhow::Result<tenantlink_identity::IdentityClient> {
+        tenantlink_identity::IdentityClient::new(
+            self.cloud.clone(),
+            &tenantlink_identity::IdentityClientOptions {
+                root_certificates_pem: self.root_certificates_pem.clone(),
+                ..tenantlink_identity::IdentityClientOptions::default()
+            },
+        )
+        .context("cannot set up the Entra ID client")
+    }
 }
 
 /// Reads `TENANTLINK_CLOUD` and `TENANTLINK_CA_FILE`.

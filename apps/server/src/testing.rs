@@ -74,7 +74,7 @@ pub(crate) fn state(
     settings: ServeSettings,
 ) -> (AppState, tokio::sync::watch::Sender<bool>) {
     let ring = KeyRing::new(FernetKey::generate().expect("a key"));
-    let identity = crate::commands::identity(&cloud).expect("identity client");
+    let identity = cloud.identity_client().expect("identity client");
     let (tx, rx) = tokio::sync::watch::channel(false);
     let (audit, _task) = AuditLog::start(db.clone(), rx.clone());
     let state = AppState {

@@ -5,24 +5,12 @@ use std::io::{IsTerminal as _, Read as _, Write as _};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use tenantlink_identity::{IdentityClient, IdentityClientOptions, SecretString};
+use tenantlink_identity::SecretString;
 use tenantlink_store::Db;
 use tenantlink_sync::credentials::{ConnectRequest, connect_tenant};
 use zeroize::Zeroizing;
 
-use crate::config::{self, CloudSettings};
-
-/// The identity client for the configured cloud.
-pub(crate) fn identity(cloud: &CloudSettings) -> anyhow::Result<IdentityClient> {
-    IdentityClient::new(
-        cloud.cloud.clone(),
-        &IdentityClientOptions {
-            root_certificates_pem: cloud.root_certificates_pem.clone(),
-            ..IdentityClientOptions::default()
-        },
-    )
-    .context("cannot set up the Entra ID client")
-}
+use crate::config;
 
 /// The organization named `name`, created if missing.
 pub(crate) async fn organization(db: &Db, name: &str) -> anyhow::Result<String> {
@@ -64,7 +52,7 @@ pub(crate) async fn connect(
     let cloud = config::cloud_from_env()?;
     let secret = read_secret()?;
     let db = super::db::open().await?;
-    let identity = identity(&cloud)?;
+    let identity = cloud.identity_client()?;
     let organization_id = organization(&db, &organization_name).await?;
     let (connection, permissions) = connect_tenant(
         &db,

@@ -76,7 +76,7 @@ pub(crate) async fn setup() -> anyhow::Result<DemoSetup> {
         },
         vec![emulator.ca_pem()],
     );
-    let identity = super::connect::identity(&cloud)?;
+    let identity = cloud.identity_client()?;
     let organization_id = super::connect::organization(&db, "demo").await?;
     let (connection, permissions) = credentials::connect_tenant(
         &db,

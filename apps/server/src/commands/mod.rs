@@ -2,8 +2,6 @@
 
 mod audit;
 mod connect;
-#[cfg(test)]
-pub(crate) use connect::identity;
 mod db;
 mod demo;
 mod serve;

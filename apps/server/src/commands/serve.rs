@@ -43,7 +43,7 @@ pub(crate) async fn run(parts: Parts, listener: TcpListener) -> anyhow::Result<(
         ring,
         cloud,
     } = parts;
-    let identity = super::connect::identity(&cloud)?;
+    let identity = cloud.identity_client()?;
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let (audit_stop, audit_stop_rx) = tokio::sync::watch::channel(false);
     let (audit, audit_task) = AuditLog::start(db.clone(), audit_stop_rx);

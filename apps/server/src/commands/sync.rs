@@ -90,7 +90,7 @@ pub(crate) async fn sync_one(
     sync_type: SyncType,
     json: bool,
 ) -> anyhow::Result<RunReport> {
-    let identity = super::connect::identity(cloud)?;
+    let identity = cloud.identity_client()?;
     let graph = credentials::graph_client(
         &identity,
         ring,

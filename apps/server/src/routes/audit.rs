@@ -61,8 +61,7 @@ fn decode_cursor(state: &AppState, organization_id: &str, cursor: &str) -> Resul
 pub(crate) async fn list_audit_events(
     auth: OrgAuth,
     state: web::Data<AppState>,
-    // Taken as a `Result` so a bad query does not abort `OrgAuth` mid-query: dropping a
-    // pending SQLite query on actix's single-threaded runtime panics in diesel-async.
+    // Taken as a `Result`: the key (401) is checked before the query (400).
     query: Result<web::Query<AuditQuery>, actix_web::Error>,
 ) -> Result<web::Json<AuditEventList>, ApiError> {
     let query = query

@@ -174,14 +174,7 @@ pub(crate) fn identity_error(e: tenantlink_identity::Error) -> ApiError {
 pub(crate) fn verifier_identity(
     state: &AppState,
 ) -> Result<tenantlink_identity::IdentityClient, ApiError> {
-    tenantlink_identity::IdentityClient::new(
-        state.cloud.cloud.clone(),
-        &tenantlink_identity::IdentityClientOptions {
-            root_certificates_pem: state.cloud.root_certificates_pem.clone(),
-            ..tenantlink_identity::IdentityClientOptions::default()
-        },
-    )
-    .map_err(ApiError::internal)
+    state.cloud.identity_client().map_err(ApiError::internal)
 }
 
 /// A connection as the API shows it: with its delegated accounts, latest run and cursors.
@@ -217,8 +210,7 @@ pub(crate) async fn create_connection(
     state: web::Data<AppState>,
     body: Result<web::Json<ConnectRequest>, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
-    // Taken as a `Result` so a bad body fails after authentication, not while its
-    // database lookup is in flight.
+    // Taken as a `Result`: the key (401) is checked before the body (400).
     let body = body.map_err(rejected)?;
     let tenant_id = check_guid("tenant_id", &body.tenant_id)?;
     let client_id = check_guid("client_id", &body.client_id)?;
@@ -323,8 +315,7 @@ pub(crate) async fn replace_connection_secret(
     connection_id: web::Path<String>,
     body: Result<web::Json<ReplaceSecretRequest>, actix_web::Error>,
 ) -> Result<web::Json<ConnectionResponse>, ApiError> {
-    // Taken as a `Result` so a bad body fails after authentication, not while its
-    // database lookup is in flight.
+    // Taken as a `Result`: the key (401) is checked before the body (400).
     let body = body.map_err(rejected)?;
     let secret = app_secret(
         body.client_secret.as_ref(),
@@ -373,8 +364,7 @@ pub(crate) async fn delete_connection(
     connection_id: web::Path<String>,
     query: Result<web::Query<DeleteQuery>, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
-    // Taken as a `Result` so a bad query fails after authentication, not while its
-    // database lookup is in flight.
+    // Taken as a `Result`: the key (401) is checked before the query (400).
     let query = query.map_err(rejected)?;
     if query.purge == Some(true) {
         state

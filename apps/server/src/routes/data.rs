@@ -35,9 +35,8 @@ use tenantlink_store::{
 pub(crate) struct Api;
 
 // Handlers take their path and query before `OrgAuth`: actix polls extractors in order and
-// stops at the first error, so a malformed query is refused before the key lookup starts
-// (a database future dropped half-way blocks, which SQLite's wrapper cannot do on actix's
-// single-threaded workers).
+// stops at the first error, so a malformed listing request is refused (400) without a key
+// lookup. (The lookup runs as its own task either way; see `auth.rs`.)
 fn scope<'a>(auth: &'a OrgAuth, connection_id: &'a str) -> Scope<'a> {
     Scope {
         organization_id: &auth.organization_id,

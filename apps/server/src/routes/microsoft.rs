@@ -56,8 +56,7 @@ pub(crate) async fn setup_microsoft(
     state: web::Data<AppState>,
     body: Result<web::Json<SetupRequest>, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
-    // Taken as a `Result` so a bad body fails after authentication, not while its
-    // database lookup is in flight.
+    // Taken as a `Result`: the key (401) is checked before the body (400).
     let body = body.map_err(rejected)?;
     let tenant_id = check_guid("tenant_id", &body.tenant_id)?;
     let client_id = check_guid("client_id", &body.client_id)?;
