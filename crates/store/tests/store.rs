@@ -188,6 +188,66 @@ async fn pages_upsert_delete_and_sweep_on_both_backends() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_users_round_sweeps_the_edges_of_every_unseen_user_and_no_others() {
+    for t in TestDb::all().await {
+        let db = &t.db;
+        // Two connections to the same tenant: the same object ids in both.
+        let (_, a) = connection(db, "a", "same").await;
+        let (_, b) = connection(db, "b", "same").await;
+        // More unseen users than the sweep reads at a time.
+        let ids: Vec<String> = (0..2_500).map(|i| format!("u{i:05}")).collect();
+        for conn in [&a, &b] {
+            let page = PageWrite {
+                users: ids.iter().map(|id| user(id, id)).collect(),
+                groups: vec![group("g1"), group("g2")],
+                members_added: ids
+                    .iter()
+                    .map(|id| edge("g1", id, "user"))
+                    .chain([edge("g2", "g1", "group"), edge("g2", "u00007", "user")])
+                    .collect(),
+                ..PageWrite::default()
+            };
+            db.write_page(&page, &cursor(conn, "users", 1), now())
+                .await
+                .unwrap();
+        }
+        // Connection a's round 2 sees u00007 alone.
+        let c2 = cursor(&a, "users", 2);
+        db.write_page(
+            &PageWrite {
+                users: vec![user("u00007", "u00007")],
+                ..PageWrite::default()
+            },
+            &c2,
+            now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            db.finish_full_round(&c2).await.unwrap(),
+            2 * 2_499,
+            "{:?}: 2,499 users and their edges",
+            t.backend()
+        );
+        assert_eq!(
+            db.group_members(&a.id).await.unwrap(),
+            vec![
+                edge("g1", "u00007", "user"),
+                edge("g2", "g1", "group"),
+                edge("g2", "u00007", "user"),
+            ]
+        );
+        // The other connection keeps everything.
+        assert_eq!(db.users(&b.id).await.unwrap().len(), 2_500);
+        assert_eq!(db.group_members(&b.id).await.unwrap().len(), 2_502);
+        assert_eq!(
+            db.transitive_groups(&b.id, "u02000").await.unwrap(),
+            vec!["g1", "g2"]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_connection_never_reads_anothers_rows() {
     for t in TestDb::all().await {
         let db = &t.db;
