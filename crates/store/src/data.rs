@@ -4,8 +4,8 @@
 //! on PostgreSQL an unchanged row is not rewritten.
 
 use chrono::NaiveDateTime;
-use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text, Timestamp};
+use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, QueryableByName};
 use diesel_async::RunQueryDsl;
 use serde::Serialize;
 
@@ -661,6 +661,30 @@ macro_rules! delete_edges_of_unseen_users {
     }};
 }
 
+/// Waits for, and holds to the end of the transaction, advisory lock `pages` mod 3 of
+/// `turn` (a connection and resource). PostgreSQL only. Three locks, not two: page `k`
+/// holds its own while page `k - 1` still checks that page `k - 2` has ended.
+macro_rules! take_turn {
+    ($c:expr, $turn:expr, $pages:expr) => {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1), $2)")
+            .bind::<Text, _>($turn)
+            .bind::<diesel::sql_types::Integer, _>(($pages).rem_euclid(3) as i32)
+            .execute($c)
+            .await?
+    };
+}
+
+/// The order of a page write among its resource's pages, for a writer that keeps the next
+/// page's write going while the one before it commits (see [`Db::write_page_after`]).
+#[derive(Debug)]
+pub struct PageOrder {
+    /// `pages` of the cursor written with the page before this one, when that write may
+    /// not have committed yet; `None` when it has (or this is a round's first page).
+    pub previous: Option<i64>,
+    /// Told once this write holds its turn: only then may the next page's write start.
+    pub started: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
 impl Db {
     /// Applies one page of a sync and moves the resource's cursor past it, in one
     /// transaction: after a crash, the stored data and the cursor agree. Returns the rows
@@ -671,19 +695,71 @@ impl Db {
         cursor: &Cursor,
         at: NaiveDateTime,
     ) -> Result<usize, Error> {
+        let order = PageOrder {
+            previous: None,
+            started: None,
+        };
+        self.write_page_after(page, cursor, at, order).await
+    }
+
+    /// [`Db::write_page`] for a writer with two pages of one resource in flight: this
+    /// page's rows are written while the page before it (`order.previous`) commits, and
+    /// this page commits only after it, and only if it did. So pages still commit in
+    /// order, each with its cursor, and a crash leaves a prefix of them.
+    ///
+    /// On PostgreSQL each write of a resource holds one of three transaction-scoped
+    /// advisory locks (by its page number) from its start; before it writes its cursor it
+    /// waits for the previous page's, then checks that the stored cursor is that page's. A wait for that lock is seen by PostgreSQL's deadlock detector like
+    /// any row lock, so two pages that need each other's rows end in a detected deadlock,
+    /// and one goes again. On SQLite writes take turns anyway. A page whose previous page
+    /// did not commit fails with [`Error::Contention`] after its retries; the caller has the
+    /// previous page's own error.
+    pub async fn write_page_after(
+        &self,
+        page: &PageWrite,
+        cursor: &Cursor,
+        at: NaiveDateTime,
+        order: PageOrder,
+    ) -> Result<usize, Error> {
         let statements = statements(self.backend(), page, cursor.round, at);
         let backend = self.backend();
+        let started = std::sync::Mutex::new(order.started);
+        let previous = order.previous;
+        let turn = format!("{}:{}", cursor.connection_id, cursor.resource);
         // Pages of two resources may touch the same edges in another order (a user's
         // removal and its groups' changes): PostgreSQL then rolls one page back whole,
         // and it goes again.
         on_contention(|| async {
             let _writer = self.writer().await;
             let mut conn = self.conn().await?;
-            let statements = &statements;
+            let (statements, started, turn) = (&statements, &started, turn.as_str());
             write_transaction!(&mut conn, async move |c| {
+                if backend == Backend::Postgres {
+                    take_turn!(&mut *c, turn, cursor.pages);
+                }
+                if let Some(tx) = started.lock().ok().and_then(|mut s| s.take()) {
+                    let _ = tx.send(());
+                }
                 relax_commit(c, backend).await?;
                 let id = cursor.connection_id.as_str();
                 let n = run_statements!(&mut *c, id, statements);
+                if let Some(previous) = previous {
+                    if backend == Backend::Postgres {
+                        take_turn!(&mut *c, turn, previous);
+                    }
+                    let stored: Option<i64> = sync_cursors::table
+                        .filter(sync_cursors::connection_id.eq(&cursor.connection_id))
+                        .filter(sync_cursors::resource.eq(&cursor.resource))
+                        .select(sync_cursors::pages)
+                        .first(c)
+                        .await
+                        .optional()?;
+                    if stored != Some(previous) {
+                        return Err(Error::Contention(
+                            "the page before this one has not been written".into(),
+                        ));
+                    }
+                }
                 diesel::insert_into(sync_cursors::table)
                     .values(cursor)
                     .on_conflict((sync_cursors::connection_id, sync_cursors::resource))

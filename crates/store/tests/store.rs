@@ -248,6 +248,70 @@ async fn a_full_users_round_sweeps_the_edges_of_every_unseen_user_and_no_others(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_commits_only_after_the_page_before_it() {
+    for t in TestDb::all().await {
+        let db = &t.db;
+        let (_, conn) = connection(db, "org", "t1").await;
+        let page_cursor = |pages: i64| Cursor {
+            pages,
+            ..cursor(&conn, "groups", 1)
+        };
+        let page = |g: &str, members: std::ops::Range<usize>| PageWrite {
+            groups: vec![group(g)],
+            members_added: members.map(|i| edge(g, &format!("u{i}"), "user")).collect(),
+            ..PageWrite::default()
+        };
+        let after = |previous: Option<i64>| PageOrder {
+            previous,
+            started: None,
+        };
+        db.write_page_after(&page("g1", 0..10), &page_cursor(1), now(), after(None))
+            .await
+            .unwrap();
+        // Page 3 while page 2 never came: refused, and nothing of it stays.
+        let refused = db
+            .write_page_after(&page("g3", 0..10), &page_cursor(3), now(), after(Some(2)))
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, Error::Contention(_)), "{refused:?}");
+        assert_eq!(db.group_members(&conn.id).await.unwrap().len(), 10);
+        assert_eq!(
+            db.cursor(&conn.id, "groups").await.unwrap().unwrap().pages,
+            1
+        );
+        // Pages 2 and 3 started together: 3 signals its turn, then 2 runs; both land, in
+        // order, even with a group whose members go on over both.
+        let (turn, has_turn) = tokio::sync::oneshot::channel();
+        let (p2, p3) = (page("g2", 0..400), page("g2", 400..800));
+        let (c2, c3) = (page_cursor(2), page_cursor(3));
+        let second = async {
+            db.write_page_after(
+                &p2,
+                &c2,
+                now(),
+                PageOrder {
+                    previous: Some(1),
+                    started: Some(turn),
+                },
+            )
+            .await
+        };
+        let third = async {
+            let _ = has_turn.await;
+            db.write_page_after(&p3, &c3, now(), after(Some(2))).await
+        };
+        let (second, third) = tokio::join!(second, third);
+        second.unwrap();
+        third.unwrap();
+        assert_eq!(db.group_members(&conn.id).await.unwrap().len(), 810);
+        assert_eq!(
+            db.cursor(&conn.id, "groups").await.unwrap().unwrap().pages,
+            3
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_connection_never_reads_anothers_rows() {
     for t in TestDb::all().await {
         let db = &t.db;

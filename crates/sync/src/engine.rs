@@ -9,7 +9,7 @@ use chrono::NaiveDateTime;
 use futures_util::{Stream, StreamExt};
 use tenantlink_graph::models::{ManagedDevice, User};
 use tenantlink_graph::{DeltaPage, DeltaStart, GraphClient, ListQuery, Page, PageStream};
-use tenantlink_store::{Cursor, Db, PageWrite};
+use tenantlink_store::{Cursor, Db, GroupRow, PageOrder, PageWrite};
 use tokio::sync::mpsc;
 
 use crate::Error;
@@ -182,6 +182,15 @@ fn list_planned<T>(
         delta_link: None,
         latest,
     }
+}
+
+/// A page's write under way in a task of its own.
+struct InFlight {
+    task: tokio::task::JoinHandle<Result<usize, tenantlink_store::Error>>,
+    rows: u64,
+    removed: u64,
+    /// `pages` of the cursor it writes.
+    pages: i64,
 }
 
 /// What a finished round leaves behind.
@@ -693,6 +702,10 @@ impl SyncEngine {
     /// Writes the pages of `rx` in order, each with its checkpoint. When `stoppable` and
     /// told to stop, returns [`Failure::Stopped`] before the next page (the cursor stored
     /// with the last page says where the round goes on).
+    ///
+    /// A page's write starts while the one before it commits ([`Db::write_page_after`]):
+    /// on PostgreSQL the two run on two connections, so a round is not held to one
+    /// backend's pace. Pages still commit in order, each with its cursor.
     async fn apply(
         &self,
         ctx: &RunCtx<'_>,
@@ -703,21 +716,28 @@ impl SyncEngine {
         stoppable: bool,
     ) -> Result<RoundEnd, Failure> {
         let mut end = RoundEnd::default();
-        loop {
+        let mut in_flight: Option<InFlight> = None;
+        // The groups of the page before, as received: a group whose members go on over
+        // several pages comes again, unchanged, at the top of the next one.
+        let mut groups_before: Vec<GroupRow> = Vec::new();
+        let result = loop {
             let next = if stoppable {
                 tokio::select! {
                     biased;
                     () = self.stopping() => {
                         ctx.mark_stopped(report.resource);
-                        return Err(Failure::Stopped);
+                        break Err(Failure::Stopped);
                     }
                     page = rx.recv() => page,
                 }
             } else {
                 rx.recv().await
             };
-            let Some(page) = next else { break };
-            let page = page.map_err(Failure::Graph)?;
+            let Some(page) = next else { break Ok(()) };
+            let page = match page {
+                Ok(page) => page,
+                Err(e) => break Err(Failure::Graph(e)),
+            };
             let at = now();
             let rows = page.write.rows() as u64;
             let removed = page.removed();
@@ -729,28 +749,78 @@ impl SyncEngine {
                 end.delta_link = page.delta_link;
             }
             end.latest = end.latest.max(page.latest);
-            self.db.write_page(&page.write, cursor, at).await?;
-            report.pages += 1;
-            report.rows += rows;
-            report.removed += removed;
-            let secs = started.elapsed().as_secs_f64();
-            (ctx.progress)(&ProgressEvent::Page {
-                resource: report.resource,
-                pages: report.pages,
-                rows: report.rows,
-                rows_per_sec: if secs > 0.0 {
-                    report.rows as f64 / secs
-                } else {
-                    0.0
-                },
-            });
-            if ctx.beat_due() {
-                self.db
-                    .update_run(&ctx.run_id, &ctx.report_json(&self.connection_id))
-                    .await?;
+            let (turn, has_turn) = tokio::sync::oneshot::channel();
+            let order = PageOrder {
+                previous: in_flight.as_ref().map(|w| w.pages),
+                started: Some(turn),
+            };
+            let (db, written) = (self.db.clone(), cursor.clone());
+            let mut write = page.write;
+            // That group's row is written by the page before (which commits first, or
+            // neither does). Writing it again would lock a row the page before may be
+            // about to write, while that page waits for this one's lock: a deadlock
+            // PostgreSQL resolves only after a second.
+            let received = write.groups.clone();
+            write.groups.retain(|g| !groups_before.contains(g));
+            groups_before = received;
+            let task =
+                tokio::spawn(async move { db.write_page_after(&write, &written, at, order).await });
+            // Once this write holds its turn, the next page's may follow it.
+            let _ = has_turn.await;
+            let this = InFlight {
+                task,
+                rows,
+                removed,
+                pages: cursor.pages,
+            };
+            if let Some(before) = in_flight.replace(this)
+                && let Err(f) = self.landed(ctx, before, report, started).await
+            {
+                break Err(f);
             }
+        };
+        // The last write (or the one under way when the round stopped or failed) ends
+        // before the round does; the first failure is the one reported.
+        if let Some(last) = in_flight.take() {
+            let landed = self.landed(ctx, last, report, started).await;
+            result.and(landed)?;
+        } else {
+            result?;
         }
         Ok(end)
+    }
+
+    /// Waits for a page's write; counts it and reports progress once it committed.
+    async fn landed(
+        &self,
+        ctx: &RunCtx<'_>,
+        write: InFlight,
+        report: &mut ResourceReport,
+        started: Instant,
+    ) -> Result<(), Failure> {
+        write.task.await.map_err(|e| {
+            tenantlink_store::Error::Database(format!("a page write did not finish: {e}"))
+        })??;
+        report.pages += 1;
+        report.rows += write.rows;
+        report.removed += write.removed;
+        let secs = started.elapsed().as_secs_f64();
+        (ctx.progress)(&ProgressEvent::Page {
+            resource: report.resource,
+            pages: report.pages,
+            rows: report.rows,
+            rows_per_sec: if secs > 0.0 {
+                report.rows as f64 / secs
+            } else {
+                0.0
+            },
+        });
+        if ctx.beat_due() {
+            self.db
+                .update_run(&ctx.run_id, &ctx.report_json(&self.connection_id))
+                .await?;
+        }
+        Ok(())
     }
 
     /// Ends a round: stores the cursor with no round in progress, sweeping what a full
