@@ -17,6 +17,9 @@ mod state;
 mod testing;
 mod worker;
 
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::io::Write as _;
 use std::process::ExitCode;
 
