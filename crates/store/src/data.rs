@@ -674,6 +674,40 @@ macro_rules! take_turn {
     };
 }
 
+/// Takes, to the end of the transaction, the lock on a connection's membership edges that
+/// keeps the two resources that delete edges from deadlocking each other: groups pages and
+/// the groups sweep share it, so they still run side by side; a users page that deletes
+/// users (and so their edges) and the users sweep hold it alone. Taken before the first
+/// row lock, it is a wait and never a deadlock (a deadlock costs PostgreSQL's one-second
+/// `deadlock_timeout` before it is resolved). PostgreSQL only.
+macro_rules! lock_edges {
+    ($c:expr, $connection_id:expr, $alone:expr) => {
+        diesel::sql_query(if $alone {
+            "SELECT pg_advisory_xact_lock(hashtext($1))"
+        } else {
+            "SELECT pg_advisory_xact_lock_shared(hashtext($1))"
+        })
+        .bind::<Text, _>(format!("{}:edges", $connection_id))
+        .execute($c)
+        .await?
+    };
+}
+
+/// How a page write locks its connection's edges (see `lock_edges!`): `Some(true)` alone,
+/// `Some(false)` shared, `None` not at all.
+fn edges_lock(page: &PageWrite) -> Option<bool> {
+    if !page.users_deleted.is_empty() {
+        Some(true)
+    } else if !page.groups_deleted.is_empty()
+        || !page.members_added.is_empty()
+        || !page.members_removed.is_empty()
+    {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 /// The order of a page write among its resource's pages, for a writer that keeps the next
 /// page's write going while the one before it commits (see [`Db::write_page_after`]).
 #[derive(Debug)]
@@ -726,6 +760,7 @@ impl Db {
         let started = std::sync::Mutex::new(order.started);
         let previous = order.previous;
         let turn = format!("{}:{}", cursor.connection_id, cursor.resource);
+        let edges = edges_lock(page);
         // Pages of two resources may touch the same edges in another order (a user's
         // removal and its groups' changes): PostgreSQL then rolls one page back whole,
         // and it goes again.
@@ -736,6 +771,9 @@ impl Db {
             write_transaction!(&mut conn, async move |c| {
                 if backend == Backend::Postgres {
                     take_turn!(&mut *c, turn, cursor.pages);
+                    if let Some(alone) = edges {
+                        lock_edges!(&mut *c, &cursor.connection_id, alone);
+                    }
                 }
                 if let Some(tx) = started.lock().ok().and_then(|mut s| s.take()) {
                     let _ = tx.send(());
@@ -785,6 +823,10 @@ impl Db {
             let mut conn = self.conn().await?;
             write_transaction!(&mut conn, async move |c| {
                 let mut n = 0;
+                let touches_edges = cursor.resource == "users" || tables.contains(&"group_members");
+                if backend == Backend::Postgres && touches_edges {
+                    lock_edges!(&mut *c, &cursor.connection_id, cursor.resource == "users");
+                }
                 if cursor.resource == "users" {
                     n += delete_edges_of_unseen_users!(&mut *c, backend, cursor)?;
                 }
