@@ -49,6 +49,29 @@ pub struct PageWrite {
 }
 
 impl PageWrite {
+    /// Whether this page deletes or updates rows in place. Such a statement does not see a
+    /// row another transaction inserted and has not committed yet, so this page must not
+    /// run beside an uncommitted page that inserts rows (see [`Db::write_page_after`]).
+    pub fn changes_rows_in_place(&self) -> bool {
+        !(self.users_deleted.is_empty()
+            && self.users_soft_deleted.is_empty()
+            && self.groups_deleted.is_empty()
+            && self.groups_soft_deleted.is_empty()
+            && self.members_removed.is_empty()
+            && self.sign_in_activity.is_empty())
+    }
+
+    /// Whether this page inserts (or upserts) rows.
+    pub fn inserts_rows(&self) -> bool {
+        !(self.users.is_empty()
+            && self.groups.is_empty()
+            && self.members_added.is_empty()
+            && self.devices.is_empty()
+            && self.sign_ins.is_empty()
+            && self.audits.is_empty()
+            && self.alerts.is_empty())
+    }
+
     /// Rows this page writes or deletes.
     pub fn rows(&self) -> usize {
         self.users.len()
@@ -615,10 +638,11 @@ const SWEEP_BATCH: i64 = 1000;
 
 /// Deletes the membership edges of the users a full users round did not see, and only
 /// theirs: an edge to a user created after this round passed it may have come from a
-/// groups round. The users are read a batch at a time through their primary key and each
-/// one's edges found through the member index, so the cost follows the users that go (none,
-/// mostly), not the edges stored: a single `DELETE … IN (SELECT …)` was planned as a scan
-/// of all the connection's edges when the statistics were stale (1.7 s at 100,000 users).
+/// groups round. The unseen users are read a batch at a time through the users' primary
+/// key (one pass over the connection's users) and each one's edges found through the
+/// member index, so no statement scans the edges: a single `DELETE … IN (SELECT …)` was
+/// planned as a scan of all the connection's edges when the statistics were stale (1.7 s at
+/// 100,000 users).
 macro_rules! delete_edges_of_unseen_users {
     ($c:expr, $backend:expr, $cursor:expr) => {{
         let (p1, p2, p3, p4) = (
@@ -708,13 +732,16 @@ fn edges_lock(page: &PageWrite) -> Option<bool> {
     }
 }
 
+/// Why a page write that waited for the page before it wrote nothing.
+const PREVIOUS_NOT_WRITTEN: &str = "the page before this one has not been written";
+
 /// The order of a page write among its resource's pages, for a writer that keeps the next
 /// page's write going while the one before it commits (see [`Db::write_page_after`]).
 #[derive(Debug)]
 pub struct PageOrder {
-    /// `pages` of the cursor written with the page before this one, when that write may
-    /// not have committed yet; `None` when it has (or this is a round's first page).
-    pub previous: Option<i64>,
+    /// The cursor written with the page before this one, when that write may not have
+    /// committed yet; `None` when it has (or this is a round's first page).
+    pub previous: Option<Cursor>,
     /// Told once this write holds its turn: only then may the next page's write start.
     pub started: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -733,7 +760,10 @@ impl Db {
             previous: None,
             started: None,
         };
-        self.write_page_after(page, cursor, at, order).await
+        Ok(self
+            .write_page_after(page, cursor, at, order)
+            .await?
+            .unwrap_or(0))
     }
 
     /// [`Db::write_page`] for a writer with two pages of one resource in flight: this
@@ -745,26 +775,30 @@ impl Db {
     /// advisory locks (by its page number) from its start; before it writes its cursor it
     /// waits for the previous page's, then checks that the stored cursor is that page's. A wait for that lock is seen by PostgreSQL's deadlock detector like
     /// any row lock, so two pages that need each other's rows end in a detected deadlock,
-    /// and one goes again. On SQLite writes take turns anyway. A page whose previous page
-    /// did not commit fails with [`Error::Contention`] after its retries; the caller has the
-    /// previous page's own error.
+    /// and one goes again. On SQLite writes take turns anyway.
+    ///
+    /// Returns `None`, having written nothing, when the previous page had not committed
+    /// (it failed, or was rolled back to go again): write this page again once it has. A
+    /// page that deletes or updates rows in place ([`PageWrite::changes_rows_in_place`])
+    /// must not be started beside an uncommitted page that inserts rows: its statements
+    /// would not see them.
     pub async fn write_page_after(
         &self,
         page: &PageWrite,
         cursor: &Cursor,
         at: NaiveDateTime,
         order: PageOrder,
-    ) -> Result<usize, Error> {
+    ) -> Result<Option<usize>, Error> {
         let statements = statements(self.backend(), page, cursor.round, at);
         let backend = self.backend();
         let started = std::sync::Mutex::new(order.started);
-        let previous = order.previous;
+        let previous = order.previous.as_ref();
         let turn = format!("{}:{}", cursor.connection_id, cursor.resource);
         let edges = edges_lock(page);
         // Pages of two resources may touch the same edges in another order (a user's
         // removal and its groups' changes): PostgreSQL then rolls one page back whole,
         // and it goes again.
-        on_contention(|| async {
+        let written = on_contention(|| async {
             let _writer = self.writer().await;
             let mut conn = self.conn().await?;
             let (statements, started, turn) = (&statements, &started, turn.as_str());
@@ -783,19 +817,29 @@ impl Db {
                 let n = run_statements!(&mut *c, id, statements);
                 if let Some(previous) = previous {
                     if backend == Backend::Postgres {
-                        take_turn!(&mut *c, turn, previous);
+                        take_turn!(&mut *c, turn, previous.pages);
                     }
-                    let stored: Option<i64> = sync_cursors::table
+                    type Mark = (i64, i64, Option<String>, Option<String>);
+                    let stored: Option<Mark> = sync_cursors::table
                         .filter(sync_cursors::connection_id.eq(&cursor.connection_id))
                         .filter(sync_cursors::resource.eq(&cursor.resource))
-                        .select(sync_cursors::pages)
+                        .select((
+                            sync_cursors::round,
+                            sync_cursors::pages,
+                            sync_cursors::run_id,
+                            sync_cursors::next_link,
+                        ))
                         .first(c)
                         .await
                         .optional()?;
-                    if stored != Some(previous) {
-                        return Err(Error::Contention(
-                            "the page before this one has not been written".into(),
-                        ));
+                    let expected = (
+                        previous.round,
+                        previous.pages,
+                        previous.run_id.clone(),
+                        previous.next_link.clone(),
+                    );
+                    if stored.as_ref() != Some(&expected) {
+                        return Err(Error::Conflict(PREVIOUS_NOT_WRITTEN.into()));
                     }
                 }
                 diesel::insert_into(sync_cursors::table)
@@ -808,7 +852,12 @@ impl Db {
                 Ok::<_, Error>(n)
             })
         })
-        .await
+        .await;
+        match written {
+            Ok(n) => Ok(Some(n)),
+            Err(Error::Conflict(m)) if m == PREVIOUS_NOT_WRITTEN => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Ends a full round of `resource`: deletes the connection's rows of that resource the

@@ -186,12 +186,22 @@ fn list_planned<T>(
 
 /// A page's write under way in a task of its own.
 struct InFlight {
-    task: tokio::task::JoinHandle<Result<usize, tenantlink_store::Error>>,
+    /// Gives back the page, its cursor and time, and the write's outcome.
+    task: tokio::task::JoinHandle<PageOutcome>,
     rows: u64,
     removed: u64,
-    /// `pages` of the cursor it writes.
-    pages: i64,
+    /// Whether the page inserts rows.
+    inserts: bool,
+    /// The cursor written with the page.
+    cursor: Cursor,
 }
+
+type PageOutcome = (
+    PageWrite,
+    Cursor,
+    NaiveDateTime,
+    Result<Option<usize>, tenantlink_store::Error>,
+);
 
 /// What a finished round leaves behind.
 #[derive(Default)]
@@ -749,13 +759,22 @@ impl SyncEngine {
                 end.delta_link = page.delta_link;
             }
             end.latest = end.latest.max(page.latest);
+            let mut write = page.write;
+            // A page that deletes or updates rows in place would not see the rows an
+            // uncommitted page before it inserted: it starts once that page committed.
+            if write.changes_rows_in_place()
+                && in_flight.as_ref().is_some_and(|w| w.inserts)
+                && let Some(before) = in_flight.take()
+                && let Err(f) = self.landed(ctx, before, report, started).await
+            {
+                break Err(f);
+            }
             let (turn, has_turn) = tokio::sync::oneshot::channel();
             let order = PageOrder {
-                previous: in_flight.as_ref().map(|w| w.pages),
+                previous: in_flight.as_ref().map(|w| w.cursor.clone()),
                 started: Some(turn),
             };
-            let (db, written) = (self.db.clone(), cursor.clone());
-            let mut write = page.write;
+            let written = cursor.clone();
             // That group's row is written by the page before (which commits first, or
             // neither does). Writing it again would lock a row the page before may be
             // about to write, while that page waits for this one's lock: a deadlock
@@ -763,15 +782,20 @@ impl SyncEngine {
             let received = write.groups.clone();
             write.groups.retain(|g| !groups_before.contains(g));
             groups_before = received;
-            let task =
-                tokio::spawn(async move { db.write_page_after(&write, &written, at, order).await });
+            let inserts = write.inserts_rows();
+            let db = self.db.clone();
+            let task = tokio::spawn(async move {
+                let result = db.write_page_after(&write, &written, at, order).await;
+                (write, written, at, result)
+            });
             // Once this write holds its turn, the next page's may follow it.
             let _ = has_turn.await;
             let this = InFlight {
                 task,
                 rows,
                 removed,
-                pages: cursor.pages,
+                inserts,
+                cursor: cursor.clone(),
             };
             if let Some(before) = in_flight.replace(this)
                 && let Err(f) = self.landed(ctx, before, report, started).await
@@ -798,9 +822,14 @@ impl SyncEngine {
         report: &mut ResourceReport,
         started: Instant,
     ) -> Result<(), Failure> {
-        write.task.await.map_err(|e| {
+        let (page, cursor, at, result) = write.task.await.map_err(|e| {
             tenantlink_store::Error::Database(format!("a page write did not finish: {e}"))
-        })??;
+        })?;
+        if result?.is_none() {
+            // The page before it went again after this one had started (both are in order
+            // now that it committed): this one goes again, alone.
+            self.db.write_page(&page, &cursor, at).await?;
+        }
         report.pages += 1;
         report.rows += write.rows;
         report.removed += write.removed;
