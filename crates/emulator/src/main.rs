@@ -8,6 +8,10 @@ use std::time::Duration;
 use clap::Parser;
 use tenantlink_emulator::{Emulator, EmulatorConfig, TenantSize, ThrottleMode};
 
+// The same allocator and settings as the `tenantlink` binary (see .cargo/config.toml).
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// An offline emulator of Entra ID and Microsoft Graph with seeded synthetic tenants.
 #[derive(Debug, Parser)]
 #[command(name = "tenantlink-emulator", version, about)]
