@@ -49,44 +49,46 @@ pub struct PageWrite {
 }
 
 impl PageWrite {
+    /// Rows this page deletes or updates in place, per kind.
+    fn changed_in_place(&self) -> [usize; 6] {
+        [
+            self.users_deleted.len(),
+            self.users_soft_deleted.len(),
+            self.groups_deleted.len(),
+            self.groups_soft_deleted.len(),
+            self.members_removed.len(),
+            self.sign_in_activity.len(),
+        ]
+    }
+
+    /// Rows this page inserts (or upserts), per kind.
+    fn inserted(&self) -> [usize; 7] {
+        [
+            self.users.len(),
+            self.groups.len(),
+            self.members_added.len(),
+            self.devices.len(),
+            self.sign_ins.len(),
+            self.audits.len(),
+            self.alerts.len(),
+        ]
+    }
+
     /// Whether this page deletes or updates rows in place. Such a statement does not see a
     /// row another transaction inserted and has not committed yet, so this page must not
     /// run beside an uncommitted page that inserts rows (see [`Db::write_page_after`]).
     pub fn changes_rows_in_place(&self) -> bool {
-        !(self.users_deleted.is_empty()
-            && self.users_soft_deleted.is_empty()
-            && self.groups_deleted.is_empty()
-            && self.groups_soft_deleted.is_empty()
-            && self.members_removed.is_empty()
-            && self.sign_in_activity.is_empty())
+        self.changed_in_place().iter().any(|n| *n > 0)
     }
 
     /// Whether this page inserts (or upserts) rows.
     pub fn inserts_rows(&self) -> bool {
-        !(self.users.is_empty()
-            && self.groups.is_empty()
-            && self.members_added.is_empty()
-            && self.devices.is_empty()
-            && self.sign_ins.is_empty()
-            && self.audits.is_empty()
-            && self.alerts.is_empty())
+        self.inserted().iter().any(|n| *n > 0)
     }
 
     /// Rows this page writes or deletes.
     pub fn rows(&self) -> usize {
-        self.users.len()
-            + self.users_deleted.len()
-            + self.users_soft_deleted.len()
-            + self.sign_in_activity.len()
-            + self.groups.len()
-            + self.groups_deleted.len()
-            + self.groups_soft_deleted.len()
-            + self.members_added.len()
-            + self.members_removed.len()
-            + self.devices.len()
-            + self.sign_ins.len()
-            + self.audits.len()
-            + self.alerts.len()
+        self.changed_in_place().iter().sum::<usize>() + self.inserted().iter().sum::<usize>()
     }
 }
 

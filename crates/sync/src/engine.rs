@@ -186,22 +186,16 @@ fn list_planned<T>(
 
 /// A page's write under way in a task of its own.
 struct InFlight {
-    /// Gives back the page, its cursor and time, and the write's outcome.
-    task: tokio::task::JoinHandle<PageOutcome>,
+    /// Gives the page back with the write's outcome.
+    task: tokio::task::JoinHandle<(PageWrite, Result<Option<usize>, tenantlink_store::Error>)>,
     rows: u64,
     removed: u64,
     /// Whether the page inserts rows.
     inserts: bool,
-    /// The cursor written with the page.
+    /// The cursor written with the page, and when.
     cursor: Cursor,
+    at: NaiveDateTime,
 }
-
-type PageOutcome = (
-    PageWrite,
-    Cursor,
-    NaiveDateTime,
-    Result<Option<usize>, tenantlink_store::Error>,
-);
 
 /// What a finished round leaves behind.
 #[derive(Default)]
@@ -774,7 +768,6 @@ impl SyncEngine {
                 previous: in_flight.as_ref().map(|w| w.cursor.clone()),
                 started: Some(turn),
             };
-            let written = cursor.clone();
             // That group's row is written by the page before (which commits first, or
             // neither does). Writing it again would lock a row the page before may be
             // about to write, while that page waits for this one's lock: a deadlock
@@ -783,10 +776,10 @@ impl SyncEngine {
             write.groups.retain(|g| !groups_before.contains(g));
             groups_before = received;
             let inserts = write.inserts_rows();
-            let db = self.db.clone();
+            let (db, written) = (self.db.clone(), cursor.clone());
             let task = tokio::spawn(async move {
                 let result = db.write_page_after(&write, &written, at, order).await;
-                (write, written, at, result)
+                (write, result)
             });
             // Once this write holds its turn, the next page's may follow it.
             let _ = has_turn.await;
@@ -796,6 +789,7 @@ impl SyncEngine {
                 removed,
                 inserts,
                 cursor: cursor.clone(),
+                at,
             };
             if let Some(before) = in_flight.replace(this)
                 && let Err(f) = self.landed(ctx, before, report, started).await
@@ -822,13 +816,13 @@ impl SyncEngine {
         report: &mut ResourceReport,
         started: Instant,
     ) -> Result<(), Failure> {
-        let (page, cursor, at, result) = write.task.await.map_err(|e| {
+        let (page, result) = write.task.await.map_err(|e| {
             tenantlink_store::Error::Database(format!("a page write did not finish: {e}"))
         })?;
         if result?.is_none() {
             // The page before it went again after this one had started (both are in order
             // now that it committed): this one goes again, alone.
-            self.db.write_page(&page, &cursor, at).await?;
+            self.db.write_page(&page, &write.cursor, write.at).await?;
         }
         report.pages += 1;
         report.rows += write.rows;
