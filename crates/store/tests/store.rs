@@ -187,6 +187,68 @@ async fn pages_upsert_delete_and_sweep_on_both_backends() {
     }
 }
 
+/// A page's rows go in chunks, and on PostgreSQL each chunk is first tried as a plain
+/// `INSERT`: a chunk that meets a stored row halfway must still land whole, with the
+/// chunks before it, and the statement's later chunks too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_new_and_stored_rows_lands_whole_chunk_after_chunk() {
+    let members = |range: std::ops::Range<usize>| -> Vec<MemberRow> {
+        range
+            .map(|i| edge("g1", &format!("member-{i:05}"), "user"))
+            .collect()
+    };
+    let sign_in = |id: &str| SignInRow {
+        id: id.into(),
+        created_at: now(),
+        user_id: None,
+        user_principal_name: None,
+        app_display_name: None,
+        ip_address: None,
+        status_code: Some(0),
+        raw: format!("{{\"id\":\"{id}\"}}"),
+    };
+    for t in TestDb::all().await {
+        let db = &t.db;
+        let (_, conn) = connection(db, "org", "t1").await;
+        let first = PageWrite {
+            groups: vec![group("g1")],
+            members_added: members(0..3000),
+            sign_ins: vec![sign_in("s1"), sign_in("s2")],
+            ..PageWrite::default()
+        };
+        let c1 = cursor(&conn, "groups", 1);
+        assert_eq!(db.write_page(&first, &c1, now()).await.unwrap(), 3003);
+        // Round 2: 3,000 new edges (more than one chunk), then 1,000 stored ones (in the
+        // chunk with the last new ones), and a stored sign-in before a new one.
+        let mut added = members(3000..6000);
+        added.extend(members(0..1000));
+        let second = PageWrite {
+            groups: vec![group("g1")],
+            members_added: added,
+            sign_ins: vec![sign_in("s2"), sign_in("s3")],
+            ..PageWrite::default()
+        };
+        let c2 = cursor(&conn, "groups", 2);
+        let written = db.write_page(&second, &c2, now()).await.unwrap();
+        assert_eq!(written, 1 + 4000 + 1, "{:?}", t.backend());
+        let edges = db.group_members(&conn.id).await.unwrap();
+        assert_eq!(edges, members(0..6000), "{:?}", t.backend());
+        let ids: Vec<String> = db
+            .sign_ins(&conn.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(ids, ["s1", "s2", "s3"]);
+        // Round 2 saw every edge but 1,000..3,000 again (each stamped by its round).
+        assert_eq!(db.finish_full_round(&c2).await.unwrap(), 2000);
+        let mut kept = members(0..1000);
+        kept.extend(members(3000..6000));
+        assert_eq!(db.group_members(&conn.id).await.unwrap(), kept);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_users_round_sweeps_the_edges_of_every_unseen_user_and_no_others() {
     for t in TestDb::all().await {
