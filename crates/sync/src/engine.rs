@@ -52,7 +52,7 @@ const GROUP_SELECT: &[&str] = &[
 ];
 
 /// Pages fetched ahead of the one being written.
-const PAGES_AHEAD: usize = 2;
+const PAGES_AHEAD: usize = 1;
 
 const DEVICES_PERMISSION: &str = "DeviceManagementManagedDevices.Read.All";
 const AUDIT_PERMISSION: &str = "AuditLog.Read.All";

@@ -1,0 +1,1 @@
+CREATE INDEX users_upn ON users (connection_id, user_principal_name);
