@@ -14,6 +14,7 @@ use crate::models::{
     AlertRow, AuditRow, Cursor, DeviceRow, GroupRow, MemberRow, SignInActivityRow, SignInRow,
     UserRow,
 };
+use crate::runs::save_cursor;
 use crate::schema::sync_cursors;
 use crate::{Db, Error};
 
@@ -404,16 +405,14 @@ fn next_chunk(rows: &dyn JsonRows, next: &mut usize) -> Result<Option<String>, E
 /// rows.
 struct Statement<'p> {
     sql: String,
-    /// An upsert's plain `INSERT`, tried first on PostgreSQL (see `run_statements!`).
-    fresh: Option<String>,
     rows: &'p dyn JsonRows,
     kind: Binds,
 }
 
-#[derive(Clone, Copy)]
 enum Binds {
-    /// 1 connection, 2 round, 3 JSON.
-    Upsert(i64),
+    /// 1 connection, 2 round, 3 JSON; `fresh` is the upsert's plain `INSERT`, tried first
+    /// on PostgreSQL (see `run_statements!`).
+    Upsert { round: i64, fresh: Option<String> },
     /// 1 connection, 2 JSON.
     List,
     /// 1 connection, 2 JSON, 3 time, 4 round.
@@ -431,9 +430,11 @@ fn statements<'p>(
         let (insert, on_conflict) = insert_sql(spec, backend);
         Statement {
             sql: format!("{insert} {on_conflict}"),
-            fresh: (backend == Backend::Postgres).then_some(insert),
             rows,
-            kind: Binds::Upsert(round),
+            kind: Binds::Upsert {
+                round,
+                fresh: (backend == Backend::Postgres).then_some(insert),
+            },
         }
     };
     let (p1, p2, p3, p4) = (p(backend, 1), p(backend, 2), p(backend, 3), p(backend, 4));
@@ -448,7 +449,6 @@ fn statements<'p>(
         let set = ids_in(backend, &p2);
         for side in ["member_id", "group_id"] {
             out.push(Statement {
-                fresh: None,
                 sql: format!(
                     "DELETE FROM group_members WHERE connection_id = {p1} AND {side} IN {set}"
                 ),
@@ -457,7 +457,6 @@ fn statements<'p>(
             });
         }
         out.push(Statement {
-            fresh: None,
             sql: format!("DELETE FROM {table} WHERE connection_id = {p1} AND id IN {set}"),
             rows: ids,
             kind: Binds::List,
@@ -471,7 +470,6 @@ fn statements<'p>(
             continue;
         }
         out.push(Statement {
-            fresh: None,
             sql: format!(
                 "UPDATE {table} SET deleted_at = {p3}, seen_round = {p4} WHERE connection_id = {p1} AND id IN {}",
                 ids_in(backend, &p2)
@@ -497,7 +495,6 @@ fn statements<'p>(
             ),
         };
         out.push(Statement {
-            fresh: None,
             sql,
             rows: &page.members_removed,
             kind: Binds::List,
@@ -537,7 +534,6 @@ fn statements<'p>(
             ),
         };
         out.push(Statement {
-            fresh: None,
             sql,
             rows: &page.sign_in_activity,
             kind: Binds::List,
@@ -601,9 +597,12 @@ macro_rules! run_statements {
         let mut tries = 0usize;
         for st in $statements {
             let mut next = 0;
-            let mut fresh = st.fresh.as_deref();
+            let mut fresh = match &st.kind {
+                Binds::Upsert { round, fresh } => fresh.as_deref().map(|sql| (sql, *round)),
+                _ => None,
+            };
             while let Some(json) = next_chunk(st.rows, &mut next)? {
-                if let (Some(insert), Binds::Upsert(round)) = (fresh, &st.kind)
+                if let Some((insert, round)) = fresh
                     && tries < MAX_FRESH_TRIES
                 {
                     tries += 1;
@@ -614,7 +613,7 @@ macro_rules! run_statements {
                     >(&mut *$c, async |c| {
                         diesel::sql_query(insert)
                             .bind::<Text, _>($connection_id)
-                            .bind::<BigInt, _>(*round)
+                            .bind::<BigInt, _>(round)
                             .bind::<Text, _>(json.as_str())
                             .execute(c)
                             .await
@@ -634,7 +633,7 @@ macro_rules! run_statements {
                 }
                 let q = diesel::sql_query(st.sql.as_str()).bind::<Text, _>($connection_id);
                 n += match &st.kind {
-                    Binds::Upsert(round) => {
+                    Binds::Upsert { round, .. } => {
                         q.bind::<BigInt, _>(*round)
                             .bind::<Text, _>(json)
                             .execute($c)
@@ -801,9 +800,10 @@ impl Db {
     ///
     /// On PostgreSQL each write of a resource holds one of three transaction-scoped
     /// advisory locks (by its page number) from its start; before it writes its cursor it
-    /// waits for the previous page's, then checks that the stored cursor is that page's. A wait for that lock is seen by PostgreSQL's deadlock detector like
-    /// any row lock, so two pages that need each other's rows end in a detected deadlock,
-    /// and one goes again. On SQLite writes take turns anyway.
+    /// waits for the previous page's, then checks that the stored cursor is that page's.
+    /// A wait for that lock is seen by PostgreSQL's deadlock detector like any row lock, so
+    /// two pages that need each other's rows end in a detected deadlock, and one goes
+    /// again. On SQLite writes take turns anyway.
     ///
     /// Returns `None`, having written nothing, when the previous page had not committed
     /// (it failed, or was rolled back to go again): write this page again once it has. A
@@ -870,13 +870,7 @@ impl Db {
                         return Err(Error::Conflict(PREVIOUS_NOT_WRITTEN.into()));
                     }
                 }
-                diesel::insert_into(sync_cursors::table)
-                    .values(cursor)
-                    .on_conflict((sync_cursors::connection_id, sync_cursors::resource))
-                    .do_update()
-                    .set(cursor)
-                    .execute(c)
-                    .await?;
+                save_cursor!(c, cursor).await?;
                 Ok::<_, Error>(n)
             })
         })
@@ -919,13 +913,7 @@ impl Db {
                         .execute(c)
                         .await?;
                 }
-                diesel::insert_into(sync_cursors::table)
-                    .values(cursor)
-                    .on_conflict((sync_cursors::connection_id, sync_cursors::resource))
-                    .do_update()
-                    .set(cursor)
-                    .execute(c)
-                    .await?;
+                save_cursor!(c, cursor).await?;
                 Ok::<_, Error>(n)
             })
         })

@@ -11,6 +11,23 @@ use crate::{Db, Error};
 
 use crate::tenants::now;
 
+/// The statement that stores `cursor` as its connection's cursor of its resource (inserted,
+/// or replacing the one stored), on either backend's connection `c`; await it.
+macro_rules! save_cursor {
+    ($c:expr, $cursor:expr) => {
+        diesel::insert_into($crate::schema::sync_cursors::table)
+            .values($cursor)
+            .on_conflict((
+                $crate::schema::sync_cursors::connection_id,
+                $crate::schema::sync_cursors::resource,
+            ))
+            .do_update()
+            .set($cursor)
+            .execute($c)
+    };
+}
+pub(crate) use save_cursor;
+
 impl Db {
     /// Starts a run (status `running`). A connection has at most one live run: while one
     /// is `running` this fails with [`Error::Conflict`].
@@ -175,13 +192,7 @@ impl Db {
     /// Stores a cursor on its own (a round starting, or state without rows).
     pub async fn put_cursor(&self, cursor: &Cursor) -> Result<(), Error> {
         let mut conn = self.conn().await?;
-        with_conn!(&mut conn, |c| diesel::insert_into(sync_cursors::table)
-            .values(cursor)
-            .on_conflict((sync_cursors::connection_id, sync_cursors::resource))
-            .do_update()
-            .set(cursor)
-            .execute(c)
-            .await?);
+        with_conn!(&mut conn, |c| save_cursor!(c, cursor).await?);
         Ok(())
     }
 }

@@ -58,6 +58,14 @@ fn user(id: &str, name: &str) -> UserRow {
     }
 }
 
+/// A page of these users alone.
+fn users_page(users: Vec<UserRow>) -> PageWrite {
+    PageWrite {
+        users,
+        ..PageWrite::default()
+    }
+}
+
 fn group(id: &str) -> GroupRow {
     GroupRow {
         id: id.into(),
@@ -138,11 +146,9 @@ async fn pages_upsert_delete_and_sweep_on_both_backends() {
         assert!(users[0].last_sign_in_at.is_some());
         assert!(users[1].deleted_at.is_some(), "u2 soft-deleted");
         // A later upsert of the user (restore) keeps its sign-in activity and clears deleted_at.
-        let restore = PageWrite {
-            users: vec![user("u2", "Bob")],
-            ..PageWrite::default()
-        };
-        db.write_page(&restore, &c1, now()).await.unwrap();
+        db.write_page(&users_page(vec![user("u2", "Bob")]), &c1, now())
+            .await
+            .unwrap();
         assert!(db.user(&conn.id, "u2").await.unwrap().deleted_at.is_none());
         assert_eq!(
             db.transitive_members(&conn.id, "g1").await.unwrap(),
@@ -150,16 +156,8 @@ async fn pages_upsert_delete_and_sweep_on_both_backends() {
         );
         // A full round 2 that saw only u1 and g1 sweeps the rest.
         let c2 = cursor(&conn, "users", 2);
-        db.write_page(
-            &PageWrite {
-                users: vec![user("u1", "Ann Updated")],
-                ..PageWrite::default()
-            },
-            &c2,
-            now(),
-        )
-        .await
-        .unwrap();
+        let seen = users_page(vec![user("u1", "Ann Updated")]);
+        db.write_page(&seen, &c2, now()).await.unwrap();
         assert_eq!(
             db.finish_full_round(&c2).await.unwrap(),
             2,
@@ -275,16 +273,8 @@ async fn a_full_users_round_sweeps_the_edges_of_every_unseen_user_and_no_others(
         }
         // Connection a's round 2 sees u00007 alone.
         let c2 = cursor(&a, "users", 2);
-        db.write_page(
-            &PageWrite {
-                users: vec![user("u00007", "u00007")],
-                ..PageWrite::default()
-            },
-            &c2,
-            now(),
-        )
-        .await
-        .unwrap();
+        let seen = users_page(vec![user("u00007", "u00007")]);
+        db.write_page(&seen, &c2, now()).await.unwrap();
         assert_eq!(
             db.finish_full_round(&c2).await.unwrap(),
             2 * 2_499,
