@@ -188,11 +188,69 @@ impl RawChange {
     }
 }
 
+/// One delta item as received: `@removed` and `members@delta` read straight into their
+/// types, every other property kept as JSON (to merge with a repeat of the object, then
+/// decode). A group's members are most of a delta round: they never become JSON values.
+#[derive(Default)]
+struct RawItem {
+    obj: Map<String, Value>,
+    removed: Option<Removed>,
+    members: Option<Vec<RawMember>>,
+}
+
+/// One `members@delta` entry as received.
+#[derive(Deserialize)]
+struct RawMember {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default, rename = "@odata.type")]
+    odata_type: Option<ODataType>,
+    #[serde(default, rename = "@removed")]
+    removed: Option<serde::de::IgnoredAny>,
+}
+
+impl<'de> Deserialize<'de> for RawItem {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawItem;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a delta item (a JSON object)")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawItem, A::Error> {
+                let mut item = RawItem::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "@removed" => item.removed = Some(map.next_value()?),
+                        "members@delta" => {
+                            item.members = map.next_value::<Option<Vec<RawMember>>>()?;
+                        }
+                        _ => {
+                            let value = map.next_value()?;
+                            item.obj.insert(key, value);
+                        }
+                    }
+                }
+                Ok(item)
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
 /// Turns one raw delta item into a change.
-fn raw_change(mut obj: Map<String, Value>) -> Result<RawChange, Error> {
-    if let Some(removed) = obj.remove("@removed") {
-        let removed: Removed =
-            serde_json::from_value(removed).map_err(|e| Error::Decode(e.to_string()))?;
+fn raw_change(item: RawItem) -> Result<RawChange, Error> {
+    let RawItem {
+        obj,
+        removed,
+        members,
+    } = item;
+    if let Some(removed) = removed {
         let id = obj
             .get("id")
             .and_then(Value::as_str)
@@ -203,38 +261,32 @@ fn raw_change(mut obj: Map<String, Value>) -> Result<RawChange, Error> {
             reason: RemovedReason::parse(&removed.reason),
         });
     }
-    let mut members = Vec::new();
-    if let Some(Value::Array(list)) = obj.remove("members@delta") {
-        for m in list {
-            let id = m
-                .get("id")
-                .and_then(Value::as_str)
-                .ok_or_else(|| Error::Decode("a members@delta entry has no id".into()))?
-                .to_owned();
-            let odata_type = m
-                .get("@odata.type")
-                .cloned()
-                .map(serde_json::from_value)
-                .transpose()
-                .map_err(|e| Error::Decode(e.to_string()))?;
-            let change = if m.get("@removed").is_some() {
-                MemberChangeKind::Removed
-            } else {
-                MemberChangeKind::Added
-            };
-            members.push(MemberChange {
-                id,
-                odata_type,
-                change,
-            });
-        }
-    }
+    let members = members
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| {
+            Ok(MemberChange {
+                id: m
+                    .id
+                    .ok_or_else(|| Error::Decode("a members@delta entry has no id".into()))?,
+                odata_type: m.odata_type,
+                change: if m.removed.is_some() {
+                    MemberChangeKind::Removed
+                } else {
+                    MemberChangeKind::Added
+                },
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
     Ok(RawChange::Upserted { obj, members })
 }
 
 #[cfg(test)]
 fn change<T: DeserializeOwned>(obj: Map<String, Value>) -> Result<DeltaChange<T>, Error> {
-    raw_change(obj)?.typed()
+    raw_change(
+        serde_json::from_value(Value::Object(obj)).map_err(|e| Error::Decode(e.to_string()))?,
+    )?
+    .typed()
 }
 
 /// Merges a round's raw items into one change per object, in the order first seen. An
@@ -242,7 +294,7 @@ fn change<T: DeserializeOwned>(obj: Map<String, Value>) -> Result<DeltaChange<T>
 /// of `members@delta`) keeps its earlier properties: later non-null values win field by
 /// field, and member changes accumulate. A removal replaces what came before; an upsert
 /// after a removal starts afresh.
-fn merge_round(items: Vec<Map<String, Value>>) -> Result<Vec<RawChange>, Error> {
+fn merge_round(items: Vec<RawItem>) -> Result<Vec<RawChange>, Error> {
     let mut changes: Vec<RawChange> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     for obj in items {
@@ -321,7 +373,7 @@ impl GraphClient {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        let raw = self.pages::<Map<String, Value>>(self.delta_call(kind, permission, start));
+        let raw = self.pages::<RawItem>(self.delta_call(kind, permission, start));
         Box::pin(raw.map(|page| {
             let page = page?;
             let changes = page
@@ -360,7 +412,7 @@ impl GraphClient {
 }
 
 async fn round<T: DeserializeOwned>(
-    mut pages: PageStream<Map<String, Value>>,
+    mut pages: PageStream<RawItem>,
 ) -> Result<DeltaRound<T>, Error> {
     let mut items = Vec::new();
     let mut delta_link = None;
@@ -419,7 +471,7 @@ mod tests {
 
     #[test]
     fn a_group_repeated_on_a_later_page_keeps_its_properties() {
-        let obj = |v: Value| v.as_object().cloned().expect("object");
+        let obj = |v: Value| serde_json::from_value::<RawItem>(v).expect("a delta item");
         let items = vec![
             obj(
                 json!({"id": "g", "displayName": "Big", "description": "d", "members@delta": [
@@ -494,5 +546,15 @@ mod tests {
         assert_eq!(members[0].change, MemberChangeKind::Added);
         assert_eq!(members[1].change, MemberChangeKind::Removed);
         assert_eq!(members[1].odata_type, Some(ODataType::Group));
+
+        // A member entry without an id, or a delta item that is not an object, is an error.
+        let no_id = change::<Group>(
+            json!({"id": "g", "members@delta": [{"@odata.type": "#microsoft.graph.user"}]})
+                .as_object()
+                .cloned()
+                .expect("object"),
+        );
+        assert!(matches!(no_id, Err(Error::Decode(m)) if m.contains("no id")));
+        assert!(serde_json::from_value::<RawItem>(json!(["g"])).is_err());
     }
 }

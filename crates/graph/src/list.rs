@@ -12,7 +12,9 @@ use serde::de::DeserializeOwned;
 use crate::client::{GraphClient, redact_link};
 use crate::error::Error;
 use crate::http::Call;
-use crate::models::{Alert, DirectoryAudit, DirectoryObject, Group, ManagedDevice, SignIn, User};
+use crate::models::{
+    Alert, DirectoryAudit, DirectoryObject, Group, ManagedDevice, Raw, SignIn, User,
+};
 
 /// One page of a listing. Its Debug shows the links without their queries (which hold
 /// `$skiptoken` and `$deltatoken`).
@@ -389,6 +391,22 @@ impl GraphClient {
 
     /// `GET /security/alerts_v2`.
     pub fn list_alerts(&self, query: &ListQuery) -> PageStream<Alert> {
+        self.pages(self.list_call(ALERTS.path, &ALERTS, query))
+    }
+
+    /// [`list_sign_ins`](Self::list_sign_ins), each record with its JSON as sent.
+    pub fn list_sign_ins_raw(&self, query: &ListQuery) -> PageStream<Raw<SignIn>> {
+        self.pages(self.list_call(SIGN_INS.path, &SIGN_INS, query))
+    }
+
+    /// [`list_directory_audits`](Self::list_directory_audits), each record with its JSON
+    /// as sent.
+    pub fn list_directory_audits_raw(&self, query: &ListQuery) -> PageStream<Raw<DirectoryAudit>> {
+        self.pages(self.list_call(DIRECTORY_AUDITS.path, &DIRECTORY_AUDITS, query))
+    }
+
+    /// [`list_alerts`](Self::list_alerts), each record with its JSON as sent.
+    pub fn list_alerts_raw(&self, query: &ListQuery) -> PageStream<Raw<Alert>> {
         self.pages(self.list_call(ALERTS.path, &ALERTS, query))
     }
 

@@ -617,7 +617,7 @@ impl SyncEngine {
                 self.listing_resource(ctx, resource, |engine, mode, cursor, options| {
                     let start = audit_start(mode, cursor, options, "createdDateTime");
                     let stream =
-                        engine.audit_pages(start, AUDIT_PERMISSION, GraphClient::list_sign_ins);
+                        engine.audit_pages(start, AUDIT_PERMISSION, GraphClient::list_sign_ins_raw);
                     pipeline(stream, |p| list_planned(p, plan::sign_ins_page))
                 })
                 .await
@@ -628,7 +628,7 @@ impl SyncEngine {
                     let stream = engine.audit_pages(
                         start,
                         AUDIT_PERMISSION,
-                        GraphClient::list_directory_audits,
+                        GraphClient::list_directory_audits_raw,
                     );
                     pipeline(stream, |p| list_planned(p, plan::audits_page))
                 })
@@ -639,7 +639,7 @@ impl SyncEngine {
                     // By last update: an old alert that changed status comes again.
                     let start = audit_start(mode, cursor, options, "lastUpdateDateTime");
                     let stream =
-                        engine.audit_pages(start, ALERTS_PERMISSION, GraphClient::list_alerts);
+                        engine.audit_pages(start, ALERTS_PERMISSION, GraphClient::list_alerts_raw);
                     pipeline(stream, |p| list_planned(p, plan::alerts_page))
                 })
                 .await

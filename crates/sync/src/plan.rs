@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::Value;
 use tenantlink_graph::models::{
-    Alert, DirectoryAudit, Group, GroupKind, ManagedDevice, ODataType, SignIn, User,
+    Alert, DirectoryAudit, Group, GroupKind, ManagedDevice, ODataType, Raw, SignIn, User,
 };
 use tenantlink_graph::{DeltaChange, MemberChange, MemberChangeKind, RemovedReason};
 use tenantlink_store::{
@@ -272,25 +272,21 @@ pub fn devices_page(devices: Vec<ManagedDevice>) -> (PageWrite, Option<NaiveDate
     )
 }
 
-fn raw<T: serde::Serialize>(item: &T) -> String {
-    serde_json::to_string(item).unwrap_or_else(|_| "{}".into())
-}
-
 /// A page of sign-ins, and the latest `createdDateTime` on it. Records without a time are
-/// left out (Graph always sends one; the store needs it).
-pub fn sign_ins_page(items: Vec<SignIn>) -> (PageWrite, Option<NaiveDateTime>) {
+/// left out (Graph always sends one; the store needs it). Each keeps its JSON as sent.
+pub fn sign_ins_page(items: Vec<Raw<SignIn>>) -> (PageWrite, Option<NaiveDateTime>) {
     let sign_ins: Vec<SignInRow> = items
-        .iter()
-        .filter_map(|s| {
+        .into_iter()
+        .filter_map(|Raw { value: s, json }| {
             Some(SignInRow {
-                id: s.id.clone(),
                 created_at: s.created_date_time?.naive_utc(),
-                user_id: s.user_id.clone(),
-                user_principal_name: s.user_principal_name.clone(),
-                app_display_name: s.app_display_name.clone(),
-                ip_address: s.ip_address.clone(),
                 status_code: s.status.as_ref().and_then(|st| st.error_code),
-                raw: raw(s),
+                id: s.id,
+                user_id: s.user_id,
+                user_principal_name: s.user_principal_name,
+                app_display_name: s.app_display_name,
+                ip_address: s.ip_address,
+                raw: json,
             })
         })
         .collect();
@@ -305,17 +301,17 @@ pub fn sign_ins_page(items: Vec<SignIn>) -> (PageWrite, Option<NaiveDateTime>) {
 }
 
 /// A page of directory audits, and the latest `activityDateTime` on it.
-pub fn audits_page(items: Vec<DirectoryAudit>) -> (PageWrite, Option<NaiveDateTime>) {
+pub fn audits_page(items: Vec<Raw<DirectoryAudit>>) -> (PageWrite, Option<NaiveDateTime>) {
     let audits: Vec<AuditRow> = items
-        .iter()
-        .filter_map(|a| {
+        .into_iter()
+        .filter_map(|Raw { value: a, json }| {
             Some(AuditRow {
-                id: a.id.clone(),
                 activity_at: a.activity_date_time?.naive_utc(),
-                activity_display_name: a.activity_display_name.clone(),
-                category: a.category.clone(),
-                result: a.result.clone(),
-                raw: raw(a),
+                id: a.id,
+                activity_display_name: a.activity_display_name,
+                category: a.category,
+                result: a.result,
+                raw: json,
             })
         })
         .collect();
@@ -330,18 +326,18 @@ pub fn audits_page(items: Vec<DirectoryAudit>) -> (PageWrite, Option<NaiveDateTi
 }
 
 /// A page of security alerts, and the latest `createdDateTime` on it.
-pub fn alerts_page(items: Vec<Alert>) -> (PageWrite, Option<NaiveDateTime>) {
+pub fn alerts_page(items: Vec<Raw<Alert>>) -> (PageWrite, Option<NaiveDateTime>) {
     let alerts: Vec<AlertRow> = items
-        .iter()
-        .filter_map(|a| {
+        .into_iter()
+        .filter_map(|Raw { value: a, json }| {
             Some(AlertRow {
-                id: a.id.clone(),
                 created_at: a.created_date_time?.naive_utc(),
                 updated_at: naive(a.last_update_date_time),
-                title: a.title.clone(),
-                severity: a.severity.clone(),
-                status: a.status.clone(),
-                raw: raw(a),
+                id: a.id,
+                title: a.title,
+                severity: a.severity,
+                status: a.status,
+                raw: json,
             })
         })
         .collect();
@@ -622,16 +618,17 @@ mod tests {
 
     #[test]
     fn audit_pages_keep_raw_records_and_the_latest_time() {
-        let items: Vec<SignIn> = serde_json::from_value(json!([
-            {"id": "a", "createdDateTime": "2024-05-01T00:00:00Z", "status": {"errorCode": 50126}},
-            {"id": "b", "createdDateTime": "2024-05-03T00:00:00Z", "location": {"city": "Oslo"}},
-            {"id": "c"}
-        ]))
+        // Each record keeps its JSON byte for byte, as Graph sent it.
+        let oslo = r#"{ "id": "b", "createdDateTime": "2024-05-03T00:00:00Z", "location": {"city": "Oslo"} }"#;
+        let items: Vec<Raw<SignIn>> = serde_json::from_str(&format!(
+            r#"[{{"id": "a", "createdDateTime": "2024-05-01T00:00:00Z", "status": {{"errorCode": 50126}}}}, {oslo}, {{"id": "c"}}]"#
+        ))
         .expect("sign-ins");
         let (page, latest) = sign_ins_page(items);
         assert_eq!(page.sign_ins.len(), 2);
         assert_eq!(page.sign_ins[0].status_code, Some(50126));
-        assert!(page.sign_ins[1].raw.contains("Oslo"));
+        assert_eq!(page.sign_ins[1].raw, oslo);
+        assert_eq!(page.sign_ins[1].id, "b");
         assert_eq!(
             latest.map(|t| t.to_string()).as_deref(),
             Some("2024-05-03 00:00:00")

@@ -574,27 +574,33 @@ fn removed(id: &str, state: ObjState) -> Value {
     json!({"id": id, "@removed": {"reason": reason}})
 }
 
+/// The selected properties of `full` (moved, not copied), and its id.
 fn pick(
-    full: Map<String, Value>,
+    mut full: Map<String, Value>,
     select: Option<&[String]>,
     defaults: &[&str],
 ) -> Map<String, Value> {
     let mut out = Map::new();
+    let id = full.remove("id").unwrap_or(Value::Null);
     match select {
         Some(names) => {
             for name in names {
-                out.insert(name.clone(), full.get(name).cloned().unwrap_or(Value::Null));
+                let value = full.remove(name.as_str()).unwrap_or_else(|| {
+                    // Selected twice, or `id`: the value already went.
+                    out.get(name.as_str()).cloned().unwrap_or(Value::Null)
+                });
+                out.insert(name.clone(), value);
             }
         }
         None => {
             for name in defaults {
-                if let Some(v) = full.get(*name) {
-                    out.insert((*name).to_owned(), v.clone());
+                if let Some(v) = full.remove(*name) {
+                    out.insert((*name).to_owned(), v);
                 }
             }
         }
     }
-    out.insert("id".into(), full.get("id").cloned().unwrap_or(Value::Null));
+    out.insert("id".into(), id);
     out
 }
 

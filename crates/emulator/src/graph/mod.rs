@@ -270,7 +270,8 @@ fn write(mut response: GraphResponse, request_id: &str, client_request_id: &str)
             .content_type(
                 "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8",
             )
-            .body(body.to_string()),
+            // Straight into bytes: `to_string` would go through `fmt::Write` a piece at a time.
+            .body(serde_json::to_vec(&body).unwrap_or_default()),
         None => out.finish(),
     }
 }
