@@ -2,7 +2,7 @@
 //! planned in a task of their own while the previous page is written (a channel of two
 //! pages), and each page is written with its checkpoint in one transaction.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
@@ -10,7 +10,7 @@ use futures_util::{Stream, StreamExt};
 use tenantlink_graph::models::{ManagedDevice, User};
 use tenantlink_graph::{DeltaPage, DeltaStart, GraphClient, ListQuery, Page, PageStream};
 use tenantlink_store::{Cursor, Db, GroupRow, PageOrder, PageWrite};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::Error;
 use crate::plan;
@@ -158,9 +158,71 @@ impl Failure {
     }
 }
 
+/// Page memory a run holds at once across its resources (estimated, see [`weight`]): pages
+/// fetched ahead and pages being written. A resource waits for room before it fetches its
+/// next page, so a large tenant, whose resources all run long and side by side, holds no
+/// more pages than a small one.
+const PAGE_BUDGET_KIB: u32 = 4 * 1024;
+
+/// What the first page of a listing is assumed to weigh before one was seen.
+const FIRST_PAGE_KIB: u32 = 512;
+
+/// The run's share of [`PAGE_BUDGET_KIB`], in KiB.
+#[derive(Clone)]
+struct PageBudget(Arc<Semaphore>);
+
+impl PageBudget {
+    fn new() -> Self {
+        Self(Arc::new(Semaphore::new(PAGE_BUDGET_KIB as usize)))
+    }
+
+    /// Room for `kib` (at most the whole budget, so that any page fits), once the pages
+    /// that hold it were written. Never waits on the caller's own next page: what holds
+    /// room is a page already fetched, and its write does not depend on any fetch.
+    async fn room(&self, kib: u32) -> Option<OwnedSemaphorePermit> {
+        self.0
+            .clone()
+            .acquire_many_owned(kib.clamp(1, PAGE_BUDGET_KIB))
+            .await
+            .ok()
+    }
+}
+
+/// About the heap a planned page holds, in KiB: its rows' fixed parts and strings.
+fn weight(w: &PageWrite) -> u32 {
+    let ids = |v: &[String]| v.iter().map(|s| 24 + s.len()).sum::<usize>();
+    let raw = w.sign_ins.iter().map(|r| r.raw.len()).sum::<usize>()
+        + w.audits.iter().map(|r| r.raw.len()).sum::<usize>()
+        + w.alerts.iter().map(|r| r.raw.len()).sum::<usize>();
+    let bytes = w.users.len() * 640
+        + w.groups.len() * 480
+        + w.members_added.len() * 160
+        + w.members_removed.len() * 120
+        + w.sign_in_activity.len() * 96
+        + w.devices.len() * 560
+        + (w.sign_ins.len() + w.audits.len() + w.alerts.len()) * 256
+        + raw
+        + ids(&w.users_deleted)
+        + ids(&w.users_soft_deleted)
+        + ids(&w.groups_deleted)
+        + ids(&w.groups_soft_deleted);
+    u32::try_from(bytes / 1024).unwrap_or(u32::MAX)
+}
+
+/// A planned page and the room it holds in the run's [`PageBudget`] until it is written.
+struct Budgeted {
+    page: Planned,
+    room: Option<OwnedSemaphorePermit>,
+}
+
 /// Fetches and plans pages in a task of its own, at most [`PAGES_AHEAD`] ahead of the
-/// writer. An error ends the stream; dropping the receiver stops the task.
-fn pipeline<S, P, F>(stream: S, plan: F) -> mpsc::Receiver<Result<Planned, tenantlink_graph::Error>>
+/// writer, each once the run's page budget has room for it (as much as the page before
+/// weighed). An error ends the stream; dropping the receiver stops the task.
+fn pipeline<S, P, F>(
+    budget: &PageBudget,
+    stream: S,
+    plan: F,
+) -> mpsc::Receiver<Result<Budgeted, tenantlink_graph::Error>>
 where
     S: Stream<Item = Result<P, tenantlink_graph::Error>> + Send + Unpin + 'static,
     P: Send + 'static,
@@ -168,10 +230,21 @@ where
 {
     let (tx, rx) = mpsc::channel(PAGES_AHEAD);
     let mut stream = stream;
+    let budget = budget.clone();
     tokio::spawn(async move {
-        while let Some(item) = stream.next().await {
+        let mut estimate = FIRST_PAGE_KIB;
+        loop {
+            let room = budget.room(estimate).await;
+            let Some(item) = stream.next().await else {
+                break;
+            };
             let failed = item.is_err();
-            if tx.send(item.map(&plan)).await.is_err() || failed {
+            let item = item.map(|p| {
+                let page = plan(p);
+                estimate = weight(&page.write);
+                Budgeted { page, room }
+            });
+            if tx.send(item).await.is_err() || failed {
                 break;
             }
         }
@@ -359,6 +432,8 @@ pub struct SyncEngine {
     stop: Option<tokio::sync::watch::Receiver<bool>>,
     /// A run the caller knows is nobody's any more, taken up whatever its age.
     take_over: Option<String>,
+    /// Room for pages in memory, shared by the resources of a run.
+    budget: PageBudget,
 }
 
 impl std::fmt::Debug for SyncEngine {
@@ -378,6 +453,7 @@ impl SyncEngine {
             connection_id: connection_id.into(),
             stop: None,
             take_over: None,
+            budget: PageBudget::new(),
         }
     }
 
@@ -629,7 +705,7 @@ impl SyncEngine {
                             DEVICE_SELECT.iter().copied(),
                         )),
                     };
-                    pipeline(stream, |p: Page<ManagedDevice>| {
+                    pipeline(&engine.budget, stream, |p: Page<ManagedDevice>| {
                         list_planned(p, plan::devices_page)
                     })
                 })
@@ -640,7 +716,9 @@ impl SyncEngine {
                     let start = audit_start(mode, cursor, options, "createdDateTime");
                     let stream =
                         engine.audit_pages(start, AUDIT_PERMISSION, GraphClient::list_sign_ins_raw);
-                    pipeline(stream, |p| list_planned(p, plan::sign_ins_page))
+                    pipeline(&engine.budget, stream, |p| {
+                        list_planned(p, plan::sign_ins_page)
+                    })
                 })
                 .await
             }
@@ -652,7 +730,9 @@ impl SyncEngine {
                         AUDIT_PERMISSION,
                         GraphClient::list_directory_audits_raw,
                     );
-                    pipeline(stream, |p| list_planned(p, plan::audits_page))
+                    pipeline(&engine.budget, stream, |p| {
+                        list_planned(p, plan::audits_page)
+                    })
                 })
                 .await
             }
@@ -662,7 +742,9 @@ impl SyncEngine {
                     let start = audit_start(mode, cursor, options, "lastUpdateDateTime");
                     let stream =
                         engine.audit_pages(start, ALERTS_PERMISSION, GraphClient::list_alerts_raw);
-                    pipeline(stream, |p| list_planned(p, plan::alerts_page))
+                    pipeline(&engine.budget, stream, |p| {
+                        list_planned(p, plan::alerts_page)
+                    })
                 })
                 .await
             }
@@ -736,7 +818,7 @@ impl SyncEngine {
         &self,
         ctx: &RunCtx<'_>,
         cursor: &mut Cursor,
-        mut rx: mpsc::Receiver<Result<Planned, tenantlink_graph::Error>>,
+        mut rx: mpsc::Receiver<Result<Budgeted, tenantlink_graph::Error>>,
         report: &mut ResourceReport,
         started: Instant,
         stoppable: bool,
@@ -760,8 +842,8 @@ impl SyncEngine {
                 rx.recv().await
             };
             let Some(page) = next else { break Ok(()) };
-            let page = match page {
-                Ok(page) => page,
+            let (page, room) = match page {
+                Ok(Budgeted { page, room }) => (page, room),
                 Err(e) => break Err(Failure::Graph(e)),
             };
             let at = now();
@@ -801,6 +883,8 @@ impl SyncEngine {
             let (db, written) = (self.db.clone(), cursor.clone());
             let task = tokio::spawn(async move {
                 let result = db.write_page_after(&write, &written, at, order).await;
+                // Written (or failed): the next page of any resource may be fetched.
+                drop(room);
                 (write, result)
             });
             // Once this write holds its turn, the next page's may follow it.
@@ -921,13 +1005,17 @@ impl SyncEngine {
                 },
             };
             let rx = if resource == Resource::Users {
-                pipeline(self.graph.users_delta_pages(&delta_start), |p| {
-                    delta_planned(p, plan::users_page)
-                })
+                pipeline(
+                    &self.budget,
+                    self.graph.users_delta_pages(&delta_start),
+                    |p| delta_planned(p, plan::users_page),
+                )
             } else {
-                pipeline(self.graph.groups_delta_pages(&delta_start), |p| {
-                    delta_planned(p, plan::groups_page)
-                })
+                pipeline(
+                    &self.budget,
+                    self.graph.groups_delta_pages(&delta_start),
+                    |p| delta_planned(p, plan::groups_page),
+                )
             };
             let result = self
                 .apply(ctx, &mut cursor, rx, &mut report, started, true)
@@ -993,13 +1081,17 @@ impl SyncEngine {
                 odata_time(back(t, ctx.options.audit_overlap))
             ));
         }
-        let rx = pipeline(self.graph.list_users(&query), |page: Page<User>| Planned {
-            latest: plan::latest_sign_in(&page.items),
-            write: plan::sign_in_activity_page(page.items),
-            // Not a checkpoint: the listing is cheap to redo and never resumed.
-            next_link: None,
-            delta_link: None,
-        });
+        let rx = pipeline(
+            &self.budget,
+            self.graph.list_users(&query),
+            |page: Page<User>| Planned {
+                latest: plan::latest_sign_in(&page.items),
+                write: plan::sign_in_activity_page(page.items),
+                // Not a checkpoint: the listing is cheap to redo and never resumed.
+                next_link: None,
+                delta_link: None,
+            },
+        );
         let old = cursor.time_cursor;
         // Not stoppable: the listing is not resumed, and its round is already over.
         match self
@@ -1042,7 +1134,7 @@ impl SyncEngine {
             Mode,
             &Cursor,
             &SyncOptions,
-        ) -> mpsc::Receiver<Result<Planned, tenantlink_graph::Error>>,
+        ) -> mpsc::Receiver<Result<Budgeted, tenantlink_graph::Error>>,
     {
         let started = Instant::now();
         let incremental = |c: &Cursor| {
@@ -1145,4 +1237,44 @@ fn audit_start(
     AuditStart::Query(
         ListQuery::default().filter(format!("{time_property} ge {}", odata_time(since))),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_page_larger_than_the_budget_still_gets_room_once_the_rest_is_written() {
+        let budget = PageBudget::new();
+        let held = budget.room(1024).await.expect("room");
+        // More than the whole budget: clamped, so it waits for the held page, not forever.
+        let waiting = tokio::spawn({
+            let budget = budget.clone();
+            async move { budget.room(u32::MAX).await.is_some() }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "the budget is full");
+        drop(held);
+        assert!(waiting.await.expect("task"));
+    }
+
+    #[test]
+    fn a_page_weighs_its_rows_and_raw_records() {
+        let mut page = PageWrite::default();
+        assert_eq!(weight(&page), 0);
+        page.sign_ins = (0..1000)
+            .map(|i| tenantlink_store::SignInRow {
+                id: i.to_string(),
+                created_at: now(),
+                user_id: None,
+                user_principal_name: None,
+                app_display_name: None,
+                ip_address: None,
+                status_code: None,
+                raw: "x".repeat(1024),
+            })
+            .collect();
+        // 1,000 records of 1 KiB, and their rows.
+        assert!((1200..1300).contains(&weight(&page)), "{}", weight(&page));
+    }
 }
