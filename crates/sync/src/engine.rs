@@ -1,6 +1,7 @@
 //! Applying: runs, resources, rounds and pages. Each resource's pages are fetched and
-//! planned in a task of their own while the previous page is written (a channel of two
-//! pages), and each page is written with its checkpoint in one transaction.
+//! planned in a task of their own while the previous page is written (one page ahead, and
+//! only while the run's page budget has room), and each page is written with its
+//! checkpoint in one transaction.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -167,7 +168,7 @@ const PAGE_BUDGET_KIB: u32 = 4 * 1024;
 /// What the first page of a listing is assumed to weigh before one was seen.
 const FIRST_PAGE_KIB: u32 = 512;
 
-/// The run's share of [`PAGE_BUDGET_KIB`], in KiB.
+/// [`PAGE_BUDGET_KIB`] as permits of 1 KiB, shared by the resources of an engine's run.
 #[derive(Clone)]
 struct PageBudget(Arc<Semaphore>);
 
@@ -178,7 +179,8 @@ impl PageBudget {
 
     /// Room for `kib` (at most the whole budget, so that any page fits), once the pages
     /// that hold it were written. Never waits on the caller's own next page: what holds
-    /// room is a page already fetched, and its write does not depend on any fetch.
+    /// room is a page already fetched, and its write does not depend on any fetch. `None`
+    /// only if the semaphore were closed, which it never is.
     async fn room(&self, kib: u32) -> Option<OwnedSemaphorePermit> {
         self.0
             .clone()

@@ -16,7 +16,8 @@ pub type Extra = serde_json::Map<String, serde_json::Value>;
 
 /// A record as Graph sent it: its JSON text, byte for byte, and the model read from it.
 /// Lists of records kept whole (sign-ins, audits, alerts) store `json` as it came, with
-/// nothing serialized again.
+/// nothing serialized again. Read from JSON text only (`serde_json::from_str`, a page
+/// body): a `serde_json::Value` no longer holds the text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Raw<T> {
     /// The model.
