@@ -118,6 +118,9 @@ pub struct DeltaPage<T> {
     pub next_link: Option<String>,
     /// On the last page: the link to store and resume from.
     pub delta_link: Option<String>,
+    /// Size in bytes of the response body the page was read from (see
+    /// [`Page::body_len`](crate::Page::body_len)).
+    pub body_len: usize,
 }
 
 impl<T: std::fmt::Debug> std::fmt::Debug for DeltaPage<T> {
@@ -126,6 +129,7 @@ impl<T: std::fmt::Debug> std::fmt::Debug for DeltaPage<T> {
             .field("changes", &self.changes)
             .field("next_link", &self.next_link.as_deref().map(redact_link))
             .field("delta_link", &self.delta_link.as_deref().map(redact_link))
+            .field("body_len", &self.body_len)
             .finish()
     }
 }
@@ -385,6 +389,7 @@ impl GraphClient {
                 changes,
                 next_link: page.next_link,
                 delta_link: page.delta_link,
+                body_len: page.body_len,
             })
         }))
     }

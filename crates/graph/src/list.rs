@@ -28,6 +28,9 @@ pub struct Page<T> {
     pub delta_link: Option<String>,
     /// `@odata.count`, when `$count=true` was asked.
     pub count: Option<u64>,
+    /// Size in bytes of the response body the page was read from: what reading it held at
+    /// once besides the objects, for callers that budget their memory by page.
+    pub body_len: usize,
 }
 
 impl<T: std::fmt::Debug> std::fmt::Debug for Page<T> {
@@ -37,6 +40,7 @@ impl<T: std::fmt::Debug> std::fmt::Debug for Page<T> {
             .field("next_link", &self.next_link.as_deref().map(redact_link))
             .field("delta_link", &self.delta_link.as_deref().map(redact_link))
             .field("count", &self.count)
+            .field("body_len", &self.body_len)
             .finish()
     }
 }
@@ -266,12 +270,11 @@ impl GraphClient {
                 if let Err(e) = client.check_link(&call.url) {
                     return Some((Err(e), None));
                 }
-                match client
-                    .execute(&call)
-                    .await
-                    .and_then(|a| a.json::<RawPage<T>>())
-                {
-                    Ok(raw) => {
+                match client.execute(&call).await.and_then(|a| {
+                    let body_len = a.body.len();
+                    a.json::<RawPage<T>>().map(|raw| (raw, body_len))
+                }) {
+                    Ok((raw, body_len)) => {
                         let next = raw.next_link.clone().map(|url| Call {
                             url,
                             ..call.clone()
@@ -281,6 +284,7 @@ impl GraphClient {
                             next_link: raw.next_link,
                             delta_link: raw.delta_link,
                             count: raw.count,
+                            body_len,
                         };
                         Some((Ok(page), next))
                     }

@@ -159,14 +159,20 @@ impl Failure {
     }
 }
 
-/// Page memory a run holds at once across its resources (estimated, see [`weight`]): pages
-/// fetched ahead and pages being written. A resource waits for room before it fetches its
-/// next page, so a large tenant, whose resources all run long and side by side, holds no
-/// more pages than a small one.
+/// Page memory a run holds at once across its resources (estimated, see [`weight`] and
+/// [`READ_FACTOR`]): pages being fetched and read, pages fetched ahead and pages being
+/// written. A resource waits for room before it fetches its next page, so a large tenant,
+/// whose resources all run long and side by side, holds no more pages than a small one.
 const PAGE_BUDGET_KIB: u32 = 4 * 1024;
 
 /// What the first page of a listing is assumed to weigh before one was seen.
 const FIRST_PAGE_KIB: u32 = 512;
+
+/// Heap a page holds while it is read, per byte of its body: the body itself, and the
+/// objects read from it, which are about as large again (records kept whole also keep
+/// their text beside the model). Measured with heaptrack: reading pages is most of a
+/// sync's heap at its peak.
+const READ_FACTOR: usize = 3;
 
 /// [`PAGE_BUDGET_KIB`] as permits of 1 KiB, shared by the resources of an engine's run.
 #[derive(Clone)]
@@ -190,6 +196,38 @@ impl PageBudget {
     }
 }
 
+/// Gives back what `room` holds beyond `kib` (at least 1 KiB is kept).
+fn shrink(room: &mut Option<OwnedSemaphorePermit>, kib: u32) {
+    if let Some(permit) = room {
+        let keep = kib.max(1) as usize;
+        if permit.num_permits() > keep {
+            drop(permit.split(permit.num_permits() - keep));
+        }
+    }
+}
+
+/// KiB, rounded up, of `bytes`.
+fn kib(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
+}
+
+/// A page as fetched: the size of the body it was read from.
+trait Fetched {
+    fn body_len(&self) -> usize;
+}
+
+impl<T> Fetched for Page<T> {
+    fn body_len(&self) -> usize {
+        self.body_len
+    }
+}
+
+impl<T> Fetched for DeltaPage<T> {
+    fn body_len(&self) -> usize {
+        self.body_len
+    }
+}
+
 /// About the heap a planned page holds, in KiB: its rows' fixed parts and strings.
 fn weight(w: &PageWrite) -> u32 {
     let ids = |v: &[String]| v.iter().map(|s| 24 + s.len()).sum::<usize>();
@@ -208,7 +246,7 @@ fn weight(w: &PageWrite) -> u32 {
         + ids(&w.users_soft_deleted)
         + ids(&w.groups_deleted)
         + ids(&w.groups_soft_deleted);
-    u32::try_from(bytes / 1024).unwrap_or(u32::MAX)
+    kib(bytes)
 }
 
 /// A planned page and the room it holds in the run's [`PageBudget`] until it is written.
@@ -218,8 +256,10 @@ struct Budgeted {
 }
 
 /// Fetches and plans pages in a task of its own, at most [`PAGES_AHEAD`] ahead of the
-/// writer, each once the run's page budget has room for it (as much as the page before
-/// weighed). An error ends the stream; dropping the receiver stops the task.
+/// writer, each once the run's page budget has room for it: as much as the page before
+/// needed while it was read ([`READ_FACTOR`] times its body) or once planned ([`weight`]),
+/// whichever is more. A planned page keeps room for its weight until it is written. An
+/// error ends the stream; dropping the receiver stops the task.
 fn pipeline<S, P, F>(
     budget: &PageBudget,
     stream: S,
@@ -227,7 +267,7 @@ fn pipeline<S, P, F>(
 ) -> mpsc::Receiver<Result<Budgeted, tenantlink_graph::Error>>
 where
     S: Stream<Item = Result<P, tenantlink_graph::Error>> + Send + Unpin + 'static,
-    P: Send + 'static,
+    P: Fetched + Send + 'static,
     F: Fn(P) -> Planned + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(PAGES_AHEAD);
@@ -236,14 +276,17 @@ where
     tokio::spawn(async move {
         let mut estimate = FIRST_PAGE_KIB;
         loop {
-            let room = budget.room(estimate).await;
+            let mut room = budget.room(estimate).await;
             let Some(item) = stream.next().await else {
                 break;
             };
             let failed = item.is_err();
             let item = item.map(|p| {
+                let reading = kib(p.body_len().saturating_mul(READ_FACTOR));
                 let page = plan(p);
-                estimate = weight(&page.write);
+                let planned = weight(&page.write);
+                shrink(&mut room, planned);
+                estimate = reading.max(planned);
                 Budgeted { page, room }
             });
             if tx.send(item).await.is_err() || failed {
@@ -1258,6 +1301,37 @@ mod tests {
         assert!(!waiting.is_finished(), "the budget is full");
         drop(held);
         assert!(waiting.await.expect("task"));
+    }
+
+    #[tokio::test]
+    async fn a_page_holds_room_for_reading_its_body_until_planned_then_for_its_rows() {
+        let budget = PageBudget::new();
+        let page = Page::<u32> {
+            items: vec![1, 2, 3],
+            next_link: None,
+            delta_link: None,
+            count: None,
+            body_len: 1024 * 1024,
+        };
+        // One page, then a fetch that never answers.
+        let stream = futures_util::stream::iter([Ok(page)]).chain(futures_util::stream::pending());
+        let mut rx = pipeline(&budget, stream, |p: Page<u32>| Planned {
+            write: PageWrite::default(),
+            next_link: p.next_link,
+            delta_link: None,
+            latest: None,
+        });
+        let first = rx.recv().await.expect("a page").expect("ok");
+        // Planned, the page keeps room for its (empty) rows only...
+        assert_eq!(first.room.as_ref().map(|r| r.num_permits()), Some(1));
+        // ...and the next fetch waits with room for reading a body like it: 3 MiB.
+        for _ in 0..100 {
+            if budget.0.available_permits() == PAGE_BUDGET_KIB as usize - 1 - 3 * 1024 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{} KiB left", budget.0.available_permits());
     }
 
     #[test]
