@@ -172,7 +172,7 @@ const FIRST_PAGE_KIB: u32 = 512;
 /// objects read from it, which are about as large again (records kept whole also keep
 /// their text beside the model). Measured with heaptrack: reading pages is most of a
 /// sync's heap at its peak.
-const READ_FACTOR: usize = 3;
+const READ_FACTOR: usize = 5;
 
 /// [`PAGE_BUDGET_KIB`] as permits of 1 KiB, shared by the resources of an engine's run.
 #[derive(Clone)]
