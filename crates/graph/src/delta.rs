@@ -456,6 +456,7 @@ mod tests {
                     changes: vec![],
                     next_link: Some(link.into()),
                     delta_link: Some(link.into()),
+                    body_len: 0,
                 }
             ),
             format!(

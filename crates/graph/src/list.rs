@@ -455,6 +455,7 @@ mod tests {
             next_link: Some("https://g/v1.0/users?$top=5&$skiptoken=SKIP-SECRET".into()),
             delta_link: Some("https://g/v1.0/users/delta?$deltatoken=DELTA-SECRET".into()),
             count: Some(1),
+            body_len: 3,
         };
         let shown = format!("{page:?}");
         for secret in ["$skiptoken", "SKIP-SECRET", "$deltatoken", "DELTA-SECRET"] {

@@ -68,6 +68,12 @@ async fn a_429_that_never_ends_is_a_throttled_error_after_the_budget_not_a_short
     let mut pages = h.client.list_users(&ListQuery::default());
     let first = pages.next().await.expect("a page").expect("page 1");
     assert_eq!(first.items.len(), 50);
+    // The body it was read from: 50 users of a few hundred bytes each.
+    assert!(
+        (50 * 100..50 * 4096).contains(&first.body_len),
+        "{}",
+        first.body_len
+    );
     h.faults(json!({"rate_429": 1.0})).await;
     let started = Instant::now();
     let next = pages.next().await.expect("an answer");
