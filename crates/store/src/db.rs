@@ -236,11 +236,10 @@ impl Db {
                         conn.batch_execute(
                             // busy_timeout first: even switching to WAL (a no-op once
                             // the file is in WAL mode) must wait for a writer, not fail.
-                            // A page cache of 1 MiB per connection (SQLite's default is
-                            // 2 MiB): a sync fills every connection's cache, so the cache
-                            // is the most of a large tenant's sync heap that grows past a
-                            // small one's (heaptrack: 6.4 MiB for 10,000 users, 8.2 MiB for
-                            // 100,000).
+                            // A page cache of 1 MiB per connection, not SQLite's 2 MiB:
+                            // a large tenant's sync fills every pooled connection's cache,
+                            // and the caches were the part of its heap that grew with the
+                            // tenant (heaptrack: 6.4 MiB at 10,000 users, 8.2 at 100,000).
                             "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; \
                              PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
                              PRAGMA cache_size = -1024;",
