@@ -1,0 +1,2 @@
+DROP INDEX group_members_member;
+CREATE INDEX group_members_member ON group_members (member_id);

@@ -1,0 +1,2 @@
+-- PostgreSQL only (see the PostgreSQL half of this pair): SQLite has no hash indexes.
+SELECT 1;
