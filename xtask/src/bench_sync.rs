@@ -17,6 +17,11 @@ pub(crate) struct Measured {
     pub(crate) wall: Duration,
     peak_mib: f64,
     status: String,
+    /// CPU seconds of the sync process while it ran.
+    sync_cpu: f64,
+    /// CPU seconds of the whole machine over the same time (all cores, every process:
+    /// the database's, the emulator's and the sync's).
+    machine_cpu: f64,
 }
 
 /// The emulator, killed on drop.
@@ -27,6 +32,13 @@ pub(crate) struct EmulatorProcess {
     pub(crate) tenant_id: String,
     pub(crate) client_id: String,
     pub(crate) client_secret: String,
+}
+
+impl EmulatorProcess {
+    /// The emulator's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for EmulatorProcess {
@@ -75,6 +87,32 @@ pub(crate) fn start_emulator(bin: &Path, users: usize, dir: &Path) -> Result<Emu
     })
 }
 
+/// Clock ticks per second of `/proc`'s CPU times (`USER_HZ`, 100 on Linux).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// User and system CPU seconds of process `pid` so far.
+pub(crate) fn process_cpu(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    Some((ticks(11)? + ticks(12)?) as f64 / TICKS_PER_SECOND)
+}
+
+/// CPU seconds the machine has spent busy (all cores; neither idle nor waiting for IO).
+fn machine_cpu() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let idle = ticks.get(3)? + ticks.get(4)?;
+    Some((ticks.iter().sum::<u64>() - idle) as f64 / TICKS_PER_SECOND)
+}
+
 fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
@@ -88,6 +126,7 @@ pub(crate) fn measure_sync(
     sync_type: &str,
 ) -> Result<Measured> {
     let started = Instant::now();
+    let machine_before = machine_cpu().unwrap_or(0.0);
     let mut child = Command::new(tenantlink)
         .args(["sync", "--type", sync_type, "--json"])
         .envs(env.iter().map(|(k, v)| (k, v)))
@@ -96,7 +135,7 @@ pub(crate) fn measure_sync(
         .spawn()
         .context("cannot start tenantlink sync")?;
     let pid = child.id();
-    let mut peak = 0;
+    let (mut peak, mut sync_cpu) = (0, 0.0);
     let status = loop {
         if let Some(status) = child.try_wait()? {
             break status;
@@ -104,9 +143,12 @@ pub(crate) fn measure_sync(
         if let Some(kib) = status_kib(pid, "VmHWM:") {
             peak = peak.max(kib);
         }
+        // The last reading before it exits: at most one 5 ms poll short.
+        sync_cpu = process_cpu(pid).unwrap_or(sync_cpu);
         std::thread::sleep(Duration::from_millis(5));
     };
     let wall = started.elapsed();
+    let machine_cpu = machine_cpu().unwrap_or(0.0) - machine_before;
     let mut out = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take().context("stdout")?, &mut out)?;
     if !status.success() && status.code() != Some(2) {
@@ -122,6 +164,8 @@ pub(crate) fn measure_sync(
         wall,
         peak_mib: peak as f64 / 1024.0,
         status: report["status"].as_str().unwrap_or("?").to_owned(),
+        sync_cpu,
+        machine_cpu,
     })
 }
 
@@ -254,17 +298,31 @@ pub(crate) fn bench_sync(root: &Path) -> Result<()> {
                 ("TENANTLINK_CA_FILE".into(), emulator.ca_path.clone()),
             ];
             connect(&tenantlink, &env, &emulator, &[])?;
+            let emulator_before = process_cpu(emulator.pid()).unwrap_or(0.0);
             let full = measure_sync(&tenantlink, &env, "full")?;
+            let emulator_full = process_cpu(emulator.pid()).unwrap_or(0.0) - emulator_before;
             let changed = churn(&emulator, 0.01)?;
+            let emulator_before = process_cpu(emulator.pid()).unwrap_or(0.0);
             let incremental = measure_sync(&tenantlink, &env, "incremental")?;
-            for (phase, m) in [("full", &full), ("incremental", &incremental)] {
+            let emulator_incremental = process_cpu(emulator.pid()).unwrap_or(0.0) - emulator_before;
+            for (phase, m, emulator_cpu) in [
+                ("full", &full, emulator_full),
+                ("incremental", &incremental, emulator_incremental),
+            ] {
+                // What is neither the sync nor the emulator is, on a quiet machine, the
+                // database (PostgreSQL's processes; SQLite runs inside the sync).
+                let rest = (m.machine_cpu - m.sync_cpu - emulator_cpu).max(0.0);
                 let line = format!(
-                    "{users:>7} users  {backend:<8}  {phase:<11}  {:>9} rows  {:>7.2} s  {:>9.0} rows/s  peak {:>6.1} MiB  {}",
+                    "{users:>7} users  {backend:<8}  {phase:<11}  {:>9} rows  {:>7.2} s  {:>9.0} rows/s  peak {:>6.1} MiB  {}  CPU s: sync {:.1} emulator {:.1} rest {:.1} of {:.1}",
                     m.rows,
                     m.wall.as_secs_f64(),
                     m.rows as f64 / m.wall.as_secs_f64(),
                     m.peak_mib,
-                    m.status
+                    m.status,
+                    m.sync_cpu,
+                    emulator_cpu,
+                    rest,
+                    m.machine_cpu,
                 );
                 eprintln!("    {line}");
                 lines.push(line);
@@ -280,7 +338,8 @@ pub(crate) fn bench_sync(root: &Path) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "\nsync bench (wall time of the real `tenantlink sync` process, emulator in its own process):"
+        "\nsync bench (wall time of the real `tenantlink sync` process, emulator in its own process;\n\
+         CPU seconds of the sync, the emulator, the rest of the machine (the database), and all):"
     )?;
     for line in lines {
         writeln!(out, "{line}")?;

@@ -22,7 +22,8 @@ usage: cargo xtask <command>
   bench emulator     seed time and memory of a 100,000-user tenant; users/s served over loopback
   bench graph        users/s and peak memory listing 100,000 users through the Graph connector
   bench sync         full and 1%-changed incremental syncs of 10,000 and 100,000 users into
-                     PostgreSQL and SQLite with the real binary: rows/s, wall time, peak memory
+                     PostgreSQL and SQLite with the real binary: rows/s, wall time, peak memory,
+                     CPU seconds of the sync, the emulator and the rest of the machine
   bench api          p50/p99 latency of a paged users listing and a search at 500 requests/s
                      on a 100,000-user tenant in PostgreSQL (load from oha, installed on use)
 ";
