@@ -283,10 +283,39 @@ pub struct ResourceReport {
     pub requests: u64,
     /// Graph retries (approximate when resources run at once).
     pub retries: u64,
-    /// Time spent waiting on throttling (approximate when resources run at once).
+    /// Time spent waiting on throttling (approximate when resources run at once). In JSON,
+    /// `throttled_seconds`.
+    #[serde(rename = "throttled_seconds", alias = "throttled", with = "seconds")]
     pub throttled: Duration,
-    /// Wall time.
+    /// Wall time. In JSON, `elapsed_seconds`.
+    #[serde(rename = "elapsed_seconds", alias = "elapsed", with = "seconds")]
     pub elapsed: Duration,
+}
+
+/// Durations in JSON as seconds (a number, as the API gives them). Reports stored before
+/// they were, with serde's `{"secs", "nanos"}` under `elapsed`/`throttled`, still read.
+mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        d.as_secs_f64().serialize(s)
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Seconds(f64),
+        Parts { secs: u64, nanos: u32 },
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        match Stored::deserialize(d)? {
+            Stored::Seconds(s) => Duration::try_from_secs_f64(s).map_err(serde::de::Error::custom),
+            Stored::Parts { secs, nanos } => Ok(Duration::new(secs, nanos)),
+        }
+    }
 }
 
 impl ResourceReport {
@@ -328,7 +357,8 @@ pub struct RunReport {
     pub resources: Vec<ResourceReport>,
     /// Rows written, all resources.
     pub rows: u64,
-    /// Wall time (of this process's part, for a resumed run).
+    /// Wall time (of this process's part, for a resumed run). In JSON, `elapsed_seconds`.
+    #[serde(rename = "elapsed_seconds", alias = "elapsed", with = "seconds")]
     pub elapsed: Duration,
 }
 
@@ -436,5 +466,46 @@ mod tests {
         let json = serde_json::to_value(&r).expect("json");
         assert_eq!(json["resources"][0]["resource"], "users");
         assert_eq!(json["status"], "partial");
+    }
+
+    #[test]
+    fn durations_are_seconds_and_reports_stored_as_parts_still_read() {
+        let mut a = ResourceReport::new(Resource::Users, Mode::Full);
+        a.elapsed = Duration::from_millis(1500);
+        a.throttled = Duration::from_millis(250);
+        let r = RunReport::of(
+            "r",
+            "c",
+            SyncType::Full,
+            false,
+            vec![a],
+            Duration::from_secs(2),
+        );
+        let json = serde_json::to_value(&r).expect("json");
+        assert_eq!(json["elapsed_seconds"], 2.0);
+        assert_eq!(json["resources"][0]["elapsed_seconds"], 1.5);
+        assert_eq!(json["resources"][0]["throttled_seconds"], 0.25);
+        let back: RunReport = serde_json::from_value(json).expect("reads back");
+        assert_eq!(back, r);
+
+        // As serde wrote a `Duration` before: `{"secs", "nanos"}` under the old names.
+        let mut stored = serde_json::to_value(&r).expect("json");
+        let old = |secs: u64, nanos: u32| serde_json::json!({"secs": secs, "nanos": nanos});
+        let o = stored.as_object_mut().expect("object");
+        o.remove("elapsed_seconds");
+        o.insert("elapsed".into(), old(2, 0));
+        let res = o["resources"][0].as_object_mut().expect("resource");
+        res.remove("elapsed_seconds");
+        res.remove("throttled_seconds");
+        res.insert("elapsed".into(), old(1, 500_000_000));
+        res.insert("throttled".into(), old(0, 250_000_000));
+        let back: RunReport = serde_json::from_value(stored).expect("reads a stored report");
+        assert_eq!(back, r);
+
+        let negative = serde_json::json!(-1.0);
+        assert!(
+            seconds::deserialize(negative).is_err(),
+            "no negative durations"
+        );
     }
 }
