@@ -137,7 +137,7 @@ pub(crate) fn bench_api(root: &Path) -> Result<()> {
         ),
     ];
     connect(&tenantlink, &env, &emulator, &["--organization", "bench"])?;
-    let synced = measure_sync(&tenantlink, &env, "full")?;
+    let synced = measure_sync(&tenantlink, &env, &emulator, "full")?;
     eprintln!(
         "    synced {} rows in {:.1} s",
         synced.rows,

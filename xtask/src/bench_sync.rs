@@ -19,6 +19,8 @@ pub(crate) struct Measured {
     status: String,
     /// CPU seconds of the sync process while it ran.
     sync_cpu: f64,
+    /// CPU seconds of the emulator over the same time.
+    emulator_cpu: f64,
     /// CPU seconds of the whole machine over the same time (all cores, every process:
     /// the database's, the emulator's and the sync's).
     machine_cpu: f64,
@@ -32,13 +34,6 @@ pub(crate) struct EmulatorProcess {
     pub(crate) tenant_id: String,
     pub(crate) client_id: String,
     pub(crate) client_secret: String,
-}
-
-impl EmulatorProcess {
-    /// The emulator's process id.
-    pub(crate) fn pid(&self) -> u32 {
-        self.child.id()
-    }
 }
 
 impl Drop for EmulatorProcess {
@@ -91,7 +86,7 @@ pub(crate) fn start_emulator(bin: &Path, users: usize, dir: &Path) -> Result<Emu
 const TICKS_PER_SECOND: f64 = 100.0;
 
 /// User and system CPU seconds of process `pid` so far.
-pub(crate) fn process_cpu(pid: u32) -> Option<f64> {
+fn process_cpu(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses and may hold spaces.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
@@ -119,14 +114,17 @@ fn status_kib(pid: u32, field: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Runs `tenantlink sync --json`, sampling its peak RSS (VmHWM) until it exits.
+/// Runs `tenantlink sync --json` against `emulator`, sampling its peak RSS (VmHWM) until it
+/// exits, and the CPU time it, the emulator and the machine spent meanwhile.
 pub(crate) fn measure_sync(
     tenantlink: &Path,
     env: &[(String, String)],
+    emulator: &EmulatorProcess,
     sync_type: &str,
 ) -> Result<Measured> {
     let started = Instant::now();
     let machine_before = machine_cpu().unwrap_or(0.0);
+    let emulator_before = process_cpu(emulator.child.id()).unwrap_or(0.0);
     let mut child = Command::new(tenantlink)
         .args(["sync", "--type", sync_type, "--json"])
         .envs(env.iter().map(|(k, v)| (k, v)))
@@ -149,6 +147,7 @@ pub(crate) fn measure_sync(
     };
     let wall = started.elapsed();
     let machine_cpu = machine_cpu().unwrap_or(0.0) - machine_before;
+    let emulator_cpu = process_cpu(emulator.child.id()).unwrap_or(0.0) - emulator_before;
     let mut out = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take().context("stdout")?, &mut out)?;
     if !status.success() && status.code() != Some(2) {
@@ -165,6 +164,7 @@ pub(crate) fn measure_sync(
         peak_mib: peak as f64 / 1024.0,
         status: report["status"].as_str().unwrap_or("?").to_owned(),
         sync_cpu,
+        emulator_cpu,
         machine_cpu,
     })
 }
@@ -298,20 +298,13 @@ pub(crate) fn bench_sync(root: &Path) -> Result<()> {
                 ("TENANTLINK_CA_FILE".into(), emulator.ca_path.clone()),
             ];
             connect(&tenantlink, &env, &emulator, &[])?;
-            let emulator_before = process_cpu(emulator.pid()).unwrap_or(0.0);
-            let full = measure_sync(&tenantlink, &env, "full")?;
-            let emulator_full = process_cpu(emulator.pid()).unwrap_or(0.0) - emulator_before;
+            let full = measure_sync(&tenantlink, &env, &emulator, "full")?;
             let changed = churn(&emulator, 0.01)?;
-            let emulator_before = process_cpu(emulator.pid()).unwrap_or(0.0);
-            let incremental = measure_sync(&tenantlink, &env, "incremental")?;
-            let emulator_incremental = process_cpu(emulator.pid()).unwrap_or(0.0) - emulator_before;
-            for (phase, m, emulator_cpu) in [
-                ("full", &full, emulator_full),
-                ("incremental", &incremental, emulator_incremental),
-            ] {
+            let incremental = measure_sync(&tenantlink, &env, &emulator, "incremental")?;
+            for (phase, m) in [("full", &full), ("incremental", &incremental)] {
                 // What is neither the sync nor the emulator is, on a quiet machine, the
                 // database (PostgreSQL's processes; SQLite runs inside the sync).
-                let rest = (m.machine_cpu - m.sync_cpu - emulator_cpu).max(0.0);
+                let rest = (m.machine_cpu - m.sync_cpu - m.emulator_cpu).max(0.0);
                 let line = format!(
                     "{users:>7} users  {backend:<8}  {phase:<11}  {:>9} rows  {:>7.2} s  {:>9.0} rows/s  peak {:>6.1} MiB  {}  CPU s: sync {:.1} emulator {:.1} rest {:.1} of {:.1}",
                     m.rows,
@@ -320,7 +313,7 @@ pub(crate) fn bench_sync(root: &Path) -> Result<()> {
                     m.peak_mib,
                     m.status,
                     m.sync_cpu,
-                    emulator_cpu,
+                    m.emulator_cpu,
                     rest,
                     m.machine_cpu,
                 );
