@@ -4,7 +4,7 @@
 //! on PostgreSQL an unchanged row is not rewritten.
 
 use chrono::NaiveDateTime;
-use diesel::sql_types::{BigInt, Text, Timestamp};
+use diesel::sql_types::{BigInt, Text};
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, QueryableByName};
 use diesel_async::RunQueryDsl;
 use serde::Serialize;
@@ -14,6 +14,7 @@ use crate::models::{
     AlertRow, AuditRow, Cursor, DeviceRow, GroupRow, MemberRow, SignInActivityRow, SignInRow,
     UserRow,
 };
+use crate::prepared::{Bind, prepared};
 use crate::runs::save_cursor;
 use crate::schema::sync_cursors;
 use crate::{Db, Error};
@@ -611,10 +612,10 @@ macro_rules! run_statements {
                         diesel::result::Error,
                         _,
                     >(&mut *$c, async |c| {
-                        diesel::sql_query(insert)
-                            .bind::<Text, _>($connection_id)
-                            .bind::<BigInt, _>(round)
-                            .bind::<Text, _>(json.as_str())
+                        prepared(insert)
+                            .bind(Bind::Text($connection_id))
+                            .bind(Bind::BigInt(round))
+                            .bind(Bind::Text(json.as_str()))
                             .execute(c)
                             .await
                     })
@@ -631,23 +632,18 @@ macro_rules! run_statements {
                         Err(e) => Err(e)?,
                     }
                 }
-                let q = diesel::sql_query(st.sql.as_str()).bind::<Text, _>($connection_id);
-                n += match &st.kind {
+                let q = prepared(st.sql.as_str()).bind(Bind::Text($connection_id));
+                let q = match &st.kind {
                     Binds::Upsert { round, .. } => {
-                        q.bind::<BigInt, _>(*round)
-                            .bind::<Text, _>(json)
-                            .execute($c)
-                            .await?
+                        q.bind(Bind::BigInt(*round)).bind(Bind::Text(&json))
                     }
-                    Binds::List => q.bind::<Text, _>(json).execute($c).await?,
-                    Binds::Mark(at, round) => {
-                        q.bind::<Text, _>(json)
-                            .bind::<Timestamp, _>(*at)
-                            .bind::<BigInt, _>(*round)
-                            .execute($c)
-                            .await?
-                    }
+                    Binds::List => q.bind(Bind::Text(&json)),
+                    Binds::Mark(at, round) => q
+                        .bind(Bind::Text(&json))
+                        .bind(Bind::Timestamp(*at))
+                        .bind(Bind::BigInt(*round)),
                 };
+                n += q.execute($c).await?;
             }
         }
         n
@@ -717,9 +713,9 @@ macro_rules! delete_edges_of_unseen_users {
 /// holds its own while page `k - 1` still checks that page `k - 2` has ended.
 macro_rules! take_turn {
     ($c:expr, $turn:expr, $pages:expr) => {
-        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1), $2)")
-            .bind::<Text, _>($turn)
-            .bind::<diesel::sql_types::Integer, _>(($pages).rem_euclid(3) as i32)
+        prepared("SELECT pg_advisory_xact_lock(hashtext($1), $2)")
+            .bind(Bind::Text($turn))
+            .bind(Bind::Integer(($pages).rem_euclid(3) as i32))
             .execute($c)
             .await?
     };
@@ -733,12 +729,12 @@ macro_rules! take_turn {
 /// `deadlock_timeout` before it is resolved). PostgreSQL only.
 macro_rules! lock_edges {
     ($c:expr, $connection_id:expr, $alone:expr) => {
-        diesel::sql_query(if $alone {
+        prepared(if $alone {
             "SELECT pg_advisory_xact_lock(hashtext($1))"
         } else {
             "SELECT pg_advisory_xact_lock_shared(hashtext($1))"
         })
-        .bind::<Text, _>(format!("{}:edges", $connection_id))
+        .bind(Bind::Text(&format!("{}:edges", $connection_id)))
         .execute($c)
         .await?
     };

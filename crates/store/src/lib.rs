@@ -9,6 +9,7 @@ mod keys;
 pub mod models;
 mod oauth;
 mod pages;
+mod prepared;
 mod read;
 mod runs;
 pub mod schema;
