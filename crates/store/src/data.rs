@@ -1,7 +1,8 @@
 //! Writing synced data: a page of rows and the cursor that follows it, in one transaction.
-//! Rows travel as one JSON array per table (one bind parameter, no bind limits), expanded
-//! by the database (`json_to_recordset` on PostgreSQL, `json_each` on SQLite) and upserted;
-//! on PostgreSQL an unchanged row is not rewritten.
+//! Rows travel in statements of about [`CHUNK_BYTES`] (a few bind parameters, no bind
+//! limits), expanded by the database (on PostgreSQL one binary `text[]` per column through
+//! `unnest`, see `columns.rs`; on SQLite a JSON array through `json_each`) and upserted; on
+//! PostgreSQL an unchanged row is not rewritten.
 
 use chrono::NaiveDateTime;
 use diesel::sql_types::{BigInt, Text};
@@ -9,12 +10,13 @@ use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, QueryableByName};
 use diesel_async::RunQueryDsl;
 use serde::Serialize;
 
+use crate::columns::{Columns, Unsupported};
 use crate::db::{Backend, with_conn, write_transaction};
 use crate::models::{
     AlertRow, AuditRow, Cursor, DeviceRow, GroupRow, MemberRow, SignInActivityRow, SignInRow,
     UserRow,
 };
-use crate::prepared::{Bind, prepared};
+use crate::prepared::{Bind, Prepared, prepared};
 use crate::runs::save_cursor;
 use crate::schema::sync_cursors;
 use crate::{Db, Error};
@@ -243,7 +245,8 @@ const ALERTS: Spec = Spec {
 };
 
 /// The plain `INSERT … SELECT` of `spec`'s rows on `backend` and, apart, the `ON CONFLICT`
-/// clause that makes it an upsert. Binds: 1 connection id, 2 round, 3 the rows as a JSON
+/// clause that makes it an upsert. Binds: 1 connection id, 2 round, then the rows: on
+/// PostgreSQL 3… one `text[]` per column of `spec` (see `columns.rs`), on SQLite 3 a JSON
 /// array.
 fn insert_sql(spec: &Spec, backend: Backend) -> (String, String) {
     let names: Vec<&str> = spec.columns.iter().map(|(n, _)| *n).collect();
@@ -253,7 +256,7 @@ fn insert_sql(spec: &Spec, backend: Backend) -> (String, String) {
     }
     insert_cols.extend(&names);
     let (conn, round, rows) = match backend {
-        Backend::Postgres => ("$1", "$2", "$3"),
+        Backend::Postgres => ("$1", "$2", ""),
         Backend::Sqlite => ("?1", "?2", "?3"),
     };
     let mut select = vec![conn.to_owned()];
@@ -262,15 +265,21 @@ fn insert_sql(spec: &Spec, backend: Backend) -> (String, String) {
     }
     let source = match backend {
         Backend::Postgres => {
-            select.extend(names.iter().map(|n| format!("x.{n}")));
-            let record: Vec<String> = spec
-                .columns
-                .iter()
-                .map(|(n, t)| format!("{n} {t}"))
+            // One text[] per column (see `columns.rs`), each value cast to its type.
+            select.extend(spec.columns.iter().map(|(n, t)| {
+                if *t == "text" {
+                    format!("x.{n}")
+                } else {
+                    format!("x.{n}::{t}")
+                }
+            }));
+            let arrays: Vec<String> = (0..spec.columns.len())
+                .map(|i| format!("${}::text[]", i + 3))
                 .collect();
             format!(
-                "FROM json_to_recordset({rows}::json) AS x({})",
-                record.join(", ")
+                "FROM unnest({}) AS x({})",
+                arrays.join(", "),
+                names.join(", ")
             )
         }
         Backend::Sqlite => {
@@ -369,10 +378,11 @@ const CONTENTION_RETRIES: u64 = 5;
 /// same whatever the page and tenant size.
 const CHUNK_BYTES: usize = 128 * 1024;
 
-/// Rows that encode to JSON one at a time.
+/// Rows that encode one at a time, to JSON or (flat structs) to columns.
 trait JsonRows: Sync {
     fn count(&self) -> usize;
     fn write_row(&self, i: usize, out: &mut Vec<u8>) -> serde_json::Result<()>;
+    fn write_columns(&self, i: usize, out: &mut Columns) -> Result<(), Unsupported>;
 }
 
 impl<T: Serialize + Sync> JsonRows for Vec<T> {
@@ -382,6 +392,49 @@ impl<T: Serialize + Sync> JsonRows for Vec<T> {
 
     fn write_row(&self, i: usize, out: &mut Vec<u8>) -> serde_json::Result<()> {
         serde_json::to_writer(out, &self[i])
+    }
+
+    fn write_columns(&self, i: usize, out: &mut Columns) -> Result<(), Unsupported> {
+        out.push(&self[i])
+    }
+}
+
+/// The rows of one statement of a page write: a JSON array, or one array per column.
+enum Chunk {
+    Json(String),
+    Columns(Columns),
+}
+
+/// The next chunk of `rows` (see [`next_chunk`]): one array per column of `columns` when
+/// the statement takes them, else JSON.
+fn next_chunk_of(
+    columns: Option<&[(&'static str, &'static str)]>,
+    rows: &dyn JsonRows,
+    next: &mut usize,
+) -> Result<Option<Chunk>, Error> {
+    let Some(columns) = columns else {
+        return Ok(next_chunk(rows, next)?.map(Chunk::Json));
+    };
+    if *next >= rows.count() {
+        return Ok(None);
+    }
+    let mut chunk = Columns::new(columns.iter().map(|(n, _)| *n));
+    while *next < rows.count() && chunk.bytes() < CHUNK_BYTES {
+        rows.write_columns(*next, &mut chunk)
+            .map_err(|e| Error::Database(format!("encoding rows: {e}")))?;
+        *next += 1;
+    }
+    Ok(Some(Chunk::Columns(chunk)))
+}
+
+/// Binds `chunk`'s rows after the binds of `q`.
+fn bind_rows<'q>(q: Prepared<'q>, chunk: &'q Chunk) -> Prepared<'q> {
+    match chunk {
+        Chunk::Json(json) => q.bind(Bind::Text(json)),
+        Chunk::Columns(columns) => columns
+            .arrays()
+            .iter()
+            .fold(q, |q, array| q.bind(Bind::TextArray(array))),
     }
 }
 
@@ -408,13 +461,16 @@ struct Statement<'p> {
     sql: String,
     rows: &'p dyn JsonRows,
     kind: Binds,
+    /// The rows' columns (name, type) when they go as one `text[]` each (PostgreSQL), else
+    /// they go as a JSON array.
+    columns: Option<&'static [(&'static str, &'static str)]>,
 }
 
 enum Binds {
-    /// 1 connection, 2 round, 3 JSON; `fresh` is the upsert's plain `INSERT`, tried first
-    /// on PostgreSQL (see `run_statements!`).
+    /// 1 connection, 2 round, then the rows; `fresh` is the upsert's plain `INSERT`, tried
+    /// first on PostgreSQL (see `run_statements!`).
     Upsert { round: i64, fresh: Option<String> },
-    /// 1 connection, 2 JSON.
+    /// 1 connection, then the rows.
     List,
     /// 1 connection, 2 JSON, 3 time, 4 round.
     Mark(NaiveDateTime, i64),
@@ -427,7 +483,7 @@ fn statements<'p>(
     at: NaiveDateTime,
 ) -> Vec<Statement<'p>> {
     let mut out = Vec::new();
-    let upsert = |spec: &Spec, rows: &'p dyn JsonRows| {
+    let upsert = |spec: &'static Spec, rows: &'p dyn JsonRows| {
         let (insert, on_conflict) = insert_sql(spec, backend);
         Statement {
             sql: format!("{insert} {on_conflict}"),
@@ -436,6 +492,7 @@ fn statements<'p>(
                 round,
                 fresh: (backend == Backend::Postgres).then_some(insert),
             },
+            columns: (backend == Backend::Postgres).then_some(spec.columns),
         }
     };
     let (p1, p2, p3, p4) = (p(backend, 1), p(backend, 2), p(backend, 3), p(backend, 4));
@@ -455,12 +512,14 @@ fn statements<'p>(
                 ),
                 rows: ids,
                 kind: Binds::List,
+                columns: None,
             });
         }
         out.push(Statement {
             sql: format!("DELETE FROM {table} WHERE connection_id = {p1} AND id IN {set}"),
             rows: ids,
             kind: Binds::List,
+            columns: None,
         });
     }
     for (table, ids) in [
@@ -477,6 +536,7 @@ fn statements<'p>(
             ),
             rows: ids,
             kind: Binds::Mark(at, round),
+            columns: None,
         });
     }
     if !page.members_removed.is_empty() {
@@ -499,6 +559,7 @@ fn statements<'p>(
             sql,
             rows: &page.members_removed,
             kind: Binds::List,
+            columns: None,
         });
     }
     if !page.users.is_empty() {
@@ -512,6 +573,9 @@ fn statements<'p>(
     }
     if !page.sign_in_activity.is_empty() {
         let sql = match backend {
+            // JSON, not columns: `json_to_recordset` is estimated at 100 rows, so each user
+            // is found through the primary key; a known 1,000-element array can make a
+            // mid-sized connection's update a hash join over all its users.
             Backend::Postgres => format!(
                 "UPDATE users AS u SET last_sign_in_at = x.last_sign_in_at, \
                  last_non_interactive_sign_in_at = x.last_non_interactive_sign_in_at \
@@ -538,6 +602,7 @@ fn statements<'p>(
             sql,
             rows: &page.sign_in_activity,
             kind: Binds::List,
+            columns: None,
         });
     }
     if !page.devices.is_empty() {
@@ -599,10 +664,10 @@ macro_rules! run_statements {
         for st in $statements {
             let mut next = 0;
             let mut fresh = match &st.kind {
-                Binds::Upsert { round, fresh } => fresh.as_deref().map(|sql| (sql, *round)),
+                Binds::Upsert { round, fresh, .. } => fresh.as_deref().map(|sql| (sql, *round)),
                 _ => None,
             };
-            while let Some(json) = next_chunk(st.rows, &mut next)? {
+            while let Some(chunk) = next_chunk_of(st.columns, st.rows, &mut next)? {
                 if let Some((insert, round)) = fresh
                     && tries < MAX_FRESH_TRIES
                 {
@@ -612,12 +677,10 @@ macro_rules! run_statements {
                         diesel::result::Error,
                         _,
                     >(&mut *$c, async |c| {
-                        prepared(insert)
+                        let q = prepared(insert)
                             .bind(Bind::Text($connection_id))
-                            .bind(Bind::BigInt(round))
-                            .bind(Bind::Text(json.as_str()))
-                            .execute(c)
-                            .await
+                            .bind(Bind::BigInt(round));
+                        bind_rows(q, &chunk).execute(c).await
                     })
                     .await;
                     match tried {
@@ -634,12 +697,9 @@ macro_rules! run_statements {
                 }
                 let q = prepared(st.sql.as_str()).bind(Bind::Text($connection_id));
                 let q = match &st.kind {
-                    Binds::Upsert { round, .. } => {
-                        q.bind(Bind::BigInt(*round)).bind(Bind::Text(&json))
-                    }
-                    Binds::List => q.bind(Bind::Text(&json)),
-                    Binds::Mark(at, round) => q
-                        .bind(Bind::Text(&json))
+                    Binds::Upsert { round, .. } => bind_rows(q.bind(Bind::BigInt(*round)), &chunk),
+                    Binds::List => bind_rows(q, &chunk),
+                    Binds::Mark(at, round) => bind_rows(q, &chunk)
                         .bind(Bind::Timestamp(*at))
                         .bind(Bind::BigInt(*round)),
                 };
@@ -955,12 +1015,19 @@ mod tests {
         assert_eq!(
             pg,
             "INSERT INTO group_members (connection_id, seen_round, group_id, member_id, member_type) \
-             SELECT $1, $2, x.group_id, x.member_id, x.member_type FROM json_to_recordset($3::json) \
-             AS x(group_id text, member_id text, member_type text) ON CONFLICT (connection_id, \
+             SELECT $1, $2, x.group_id, x.member_id, x.member_type FROM unnest($3::text[], \
+             $4::text[], $5::text[]) AS x(group_id, member_id, member_type) ON CONFLICT (connection_id, \
              group_id, member_id) DO UPDATE SET member_type = excluded.member_type, seen_round = \
              excluded.seen_round WHERE (group_members.member_type, group_members.seen_round) IS \
              DISTINCT FROM (excluded.member_type, excluded.seen_round)"
         );
+        // Values arrive as text and are cast to their column's type.
+        let (insert, _) = insert_sql(&SIGN_INS, Backend::Postgres);
+        assert!(
+            insert.contains("SELECT $1, x.id, x.created_at::timestamp, x.user_id,"),
+            "{insert}"
+        );
+        assert!(insert.contains("x.status_code::bigint, x.raw FROM unnest($3::text[], "));
         let lite = upsert_sql(&SIGN_INS, Backend::Sqlite);
         assert!(lite.contains("FROM json_each(?3) WHERE true"), "{lite}");
         assert!(

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod audit;
+mod columns;
 mod data;
 mod db;
 mod error;

@@ -10,9 +10,13 @@
 use chrono::NaiveDateTime;
 use diesel::QueryResult;
 use diesel::backend::Backend as DieselBackend;
+use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::serialize::ToSql;
-use diesel::sql_types::{BigInt, HasSqlType, Integer, Text, Timestamp, Untyped};
+use diesel::sql_types::{Array, BigInt, HasSqlType, Integer, Nullable, Text, Timestamp, Untyped};
+use diesel::sqlite::Sqlite;
+
+use crate::columns::TextArray;
 
 /// One bind value of a [`Prepared`] statement.
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +25,8 @@ pub(crate) enum Bind<'q> {
     BigInt(i64),
     Integer(i32),
     Timestamp(NaiveDateTime),
+    /// A column of rows as PostgreSQL's `text[]` (PostgreSQL only).
+    TextArray(&'q TextArray),
 }
 
 /// `sql` with its binds: placeholder `$n` (PostgreSQL) or `?n` (SQLite) takes `binds[n - 1]`,
@@ -74,16 +80,21 @@ impl<'q> Prepared<'q> {
     }
 }
 
-impl<DB> QueryFragment<DB> for Prepared<'_>
-where
-    DB: DieselBackend + HasSqlType<Text> + HasSqlType<BigInt> + HasSqlType<Integer>,
-    DB: HasSqlType<Timestamp>,
-    str: ToSql<Text, DB>,
-    i64: ToSql<BigInt, DB>,
-    i32: ToSql<Integer, DB>,
-    NaiveDateTime: ToSql<Timestamp, DB>,
-{
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+impl Prepared<'_> {
+    /// Writes the SQL and its binds; `array` binds a [`Bind::TextArray`].
+    fn walk<'b, DB>(
+        &'b self,
+        mut out: AstPass<'_, 'b, DB>,
+        array: impl Fn(&mut AstPass<'_, 'b, DB>, &'b TextArray) -> QueryResult<()>,
+    ) -> QueryResult<()>
+    where
+        DB: DieselBackend + HasSqlType<Text> + HasSqlType<BigInt> + HasSqlType<Integer>,
+        DB: HasSqlType<Timestamp>,
+        str: ToSql<Text, DB>,
+        i64: ToSql<BigInt, DB>,
+        i32: ToSql<Integer, DB>,
+        NaiveDateTime: ToSql<Timestamp, DB>,
+    {
         let (pieces, tail) = self.pieces()?;
         for (text, n) in pieces {
             out.push_sql(text);
@@ -92,10 +103,29 @@ where
                 Bind::BigInt(v) => out.push_bind_param::<BigInt, i64>(v)?,
                 Bind::Integer(v) => out.push_bind_param::<Integer, i32>(v)?,
                 Bind::Timestamp(v) => out.push_bind_param::<Timestamp, NaiveDateTime>(v)?,
+                Bind::TextArray(v) => array(&mut out, v)?,
             }
         }
         out.push_sql(tail);
         Ok(())
+    }
+}
+
+impl QueryFragment<Pg> for Prepared<'_> {
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        self.walk(out, |out, v| {
+            out.push_bind_param::<Array<Nullable<Text>>, TextArray>(v)
+        })
+    }
+}
+
+impl QueryFragment<Sqlite> for Prepared<'_> {
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        self.walk(out, |_, _| {
+            Err(diesel::result::Error::QueryBuilderError(
+                "SQLite has no arrays: its rows go as JSON".into(),
+            ))
+        })
     }
 }
 
@@ -112,8 +142,6 @@ impl Query for Prepared<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use diesel::pg::Pg;
-    use diesel::sqlite::Sqlite;
 
     #[test]
     fn placeholders_become_binds_in_the_order_they_occur() {

@@ -247,6 +247,119 @@ async fn a_page_of_new_and_stored_rows_lands_whole_chunk_after_chunk() {
     }
 }
 
+/// Text that is awkward to carry: quotes, backslashes, JSON and SQL punctuation, control
+/// characters, and characters outside ASCII and the Basic Multilingual Plane.
+const AWKWARD: &str = "O'Brien \"Bob\" \\ back/slash {\"a\":[1,null]} $1 ?2 ; -- tab\there\nnew line \u{e9}\u{4e2d}\u{1f600}";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_value_is_stored_as_given_on_insert_and_on_update() {
+    // Microseconds: what both backends keep of a time.
+    let at = |s: &str| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").unwrap();
+    let full = |n: &str| UserRow {
+        id: format!("u-{n}"),
+        display_name: Some(format!("{AWKWARD} {n}")),
+        user_principal_name: Some(format!("{n}@contoso.test")),
+        given_name: Some(String::new()),
+        surname: Some("\u{1f600}".into()),
+        mail: None,
+        department: Some("R&D".into()),
+        job_title: Some(n.into()),
+        office_location: Some("  spaced  ".into()),
+        mobile_phone: Some("+1 (555) 010-0000".into()),
+        account_enabled: Some(false),
+        user_type: Some("Guest".into()),
+        created_at: Some(at("2026-11-25 09:30:00.123456")),
+        manager_id: Some("NULL".into()),
+        last_sign_in_at: None,
+        last_non_interactive_sign_in_at: None,
+        deleted_at: Some(at("1970-01-01 00:00:00")),
+    };
+    let bare = UserRow {
+        id: "u-bare".into(),
+        ..UserRow::default()
+    };
+    let device = |name: &str| DeviceRow {
+        id: "d-1".into(),
+        device_name: Some(name.into()),
+        is_encrypted: Some(true),
+        enrolled_at: Some(at("2024-02-29 23:59:59.999999")),
+        ..DeviceRow::default()
+    };
+    let sign_in = SignInRow {
+        id: "s-1".into(),
+        created_at: at("2026-11-25 00:00:00.5"),
+        user_id: Some("u-first".into()),
+        user_principal_name: None,
+        app_display_name: Some(AWKWARD.into()),
+        ip_address: Some("2001:db8::1".into()),
+        status_code: Some(-2_147_483_649),
+        raw: format!("{{\"note\":{}}}", serde_json::to_string(AWKWARD).unwrap()),
+    };
+    let alert = |status: &str| AlertRow {
+        id: "a-1".into(),
+        created_at: at("2026-11-24 12:00:00"),
+        updated_at: None,
+        title: Some(AWKWARD.into()),
+        severity: Some("high".into()),
+        status: Some(status.into()),
+        raw: "{}".into(),
+    };
+    for t in TestDb::all().await {
+        let db = &t.db;
+        let (_, conn) = connection(db, "org", "t1").await;
+        let first = PageWrite {
+            users: vec![full("first"), bare.clone()],
+            devices: vec![device("laptop")],
+            sign_ins: vec![sign_in.clone()],
+            alerts: vec![alert("new")],
+            ..PageWrite::default()
+        };
+        db.write_page(&first, &cursor(&conn, "users", 1), now())
+            .await
+            .unwrap();
+        // The same ids again with other values: the upsert's update path.
+        let mut changed = full("second");
+        changed.id = "u-first".into();
+        changed.account_enabled = Some(true);
+        changed.created_at = None;
+        let second = PageWrite {
+            users: vec![changed.clone(), bare.clone()],
+            devices: vec![device(AWKWARD)],
+            alerts: vec![alert("resolved")],
+            ..PageWrite::default()
+        };
+        db.write_page(&second, &cursor(&conn, "users", 2), now())
+            .await
+            .unwrap();
+        let backend = t.backend();
+        assert_eq!(
+            db.user(&conn.id, "u-first").await.unwrap(),
+            changed,
+            "{backend:?}"
+        );
+        assert_eq!(
+            db.user(&conn.id, "u-bare").await.unwrap(),
+            bare,
+            "{backend:?}"
+        );
+        assert_eq!(
+            db.devices(&conn.id).await.unwrap(),
+            [device(AWKWARD)],
+            "{backend:?}"
+        );
+        assert_eq!(
+            db.sign_ins(&conn.id).await.unwrap(),
+            std::slice::from_ref(&sign_in),
+            "{backend:?}"
+        );
+        assert_eq!(
+            db.alerts(&conn.id).await.unwrap(),
+            [alert("resolved")],
+            "{backend:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_users_round_sweeps_the_edges_of_every_unseen_user_and_no_others() {
     for t in TestDb::all().await {
