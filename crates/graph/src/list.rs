@@ -1,7 +1,8 @@
 //! Listing: a `Stream` of pages that follows `@odata.nextLink` exactly as Graph gives it,
 //! asks for each endpoint's documented maximum page size, re-sends the headers the service
 //! needs (`ConsistencyLevel: eventual`) on every page and gets a fresh token before each.
-//! A listing ends with every page or with an error: never short.
+//! Each next page is requested as soon as a page is read. A listing ends with every page or
+//! with an error: never short.
 
 use std::pin::Pin;
 
@@ -11,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use crate::client::{GraphClient, redact_link};
 use crate::error::Error;
-use crate::http::Call;
+use crate::http::{Answer, Call};
 use crate::models::{
     Alert, DirectoryAudit, DirectoryObject, Group, ManagedDevice, Raw, SignIn, User,
 };
@@ -213,6 +214,31 @@ pub(crate) fn encode(value: &str) -> String {
     out
 }
 
+/// The next request of a listing.
+enum Ahead {
+    /// Not sent yet.
+    Due(Call),
+    /// Sent while the caller had the page before.
+    Sent(Call, Request),
+}
+
+/// A request under way in a task of its own; dropped, it is cancelled.
+struct Request(tokio::task::JoinHandle<Result<Answer, Error>>);
+
+impl Request {
+    async fn answer(mut self) -> Result<Answer, Error> {
+        (&mut self.0)
+            .await
+            .unwrap_or_else(|e| Err(Error::Network(format!("the request did not finish: {e}"))))
+    }
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 impl GraphClient {
     fn page_size(&self, endpoint: &Endpoint, query: &ListQuery) -> u32 {
         query
@@ -255,29 +281,48 @@ impl GraphClient {
     }
 
     /// Pages starting at `first`, following `@odata.nextLink` as given, re-sending
-    /// `first`'s headers on every page.
+    /// `first`'s headers on every page. The next page is requested as soon as a page is
+    /// read, while the caller works on that page: the round trip to Graph and the caller's
+    /// work overlap instead of adding up (Graph's links are a chain, so it is the most a
+    /// listing can ask ahead). Dropping the stream cancels that request.
     pub(crate) fn pages<T>(&self, first: Call) -> PageStream<T>
     where
         T: DeserializeOwned + Send + 'static,
     {
         let client = self.clone();
-        let stream = futures_util::stream::unfold(Some(first), move |state| {
+        let stream = futures_util::stream::unfold(Some(Ahead::Due(first)), move |state| {
             let client = client.clone();
             async move {
-                let call = state?;
-                // Every link followed (nextLink, a stored deltaLink) must stay under the
-                // base URL: the bearer token goes with the request.
-                if let Err(e) = client.check_link(&call.url) {
-                    return Some((Err(e), None));
-                }
-                match client.execute(&call).await.and_then(|a| {
+                let (call, answer) = match state? {
+                    Ahead::Due(call) => {
+                        // Every link followed (nextLink, a stored deltaLink) must stay under
+                        // the base URL: the bearer token goes with the request.
+                        if let Err(e) = client.check_link(&call.url) {
+                            return Some((Err(e), None));
+                        }
+                        let answer = client.execute(&call).await;
+                        (call, answer)
+                    }
+                    Ahead::Sent(call, request) => (call, request.answer().await),
+                };
+                match answer.and_then(|a| {
                     let body_len = a.body.len();
                     a.json::<RawPage<T>>().map(|raw| (raw, body_len))
                 }) {
                     Ok((raw, body_len)) => {
-                        let next = raw.next_link.clone().map(|url| Call {
-                            url,
-                            ..call.clone()
+                        let next = raw.next_link.clone().map(|url| {
+                            let next = Call {
+                                url,
+                                ..call.clone()
+                            };
+                            if client.check_link(&next.url).is_err() {
+                                // Refused when its turn comes, after this page.
+                                return Ahead::Due(next);
+                            }
+                            let (client, sent) = (client.clone(), next.clone());
+                            let request =
+                                Request(tokio::spawn(async move { client.execute(&sent).await }));
+                            Ahead::Sent(next, request)
                         });
                         let page = Page {
                             items: raw.value,

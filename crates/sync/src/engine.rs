@@ -163,6 +163,9 @@ impl Failure {
 /// [`READ_FACTOR`]): pages being fetched and read, pages fetched ahead and pages being
 /// written. A resource waits for room before it fetches its next page, so a large tenant,
 /// whose resources all run long and side by side, holds no more pages than a small one.
+/// Outside it, each resource's page stream holds the answer of the one request it sends
+/// ahead (tenantlink-graph asks for the next page as it reads one): one body per resource,
+/// whatever the tenant's size.
 /// 8 MiB: with 4 MiB, a users page being read (five times a body of several hundred KiB)
 /// left the groups resource, the longest, waiting for room while a core sat idle; a
 /// 100,000-user full sync into PostgreSQL took 17.4-19.8 s, with 8 MiB 14.9-16.3 s, for
