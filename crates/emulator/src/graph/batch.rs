@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use super::auth::Caller;
-use super::{GraphRequest, GraphResponse, graph_error};
+use super::{Body, GraphRequest, GraphResponse, graph_error};
 use crate::state::State;
 
 /// The most requests one batch may hold.
@@ -264,7 +264,11 @@ fn execution_order(items: &[Item]) -> Result<Vec<usize>, GraphResponse> {
 /// request ids, as the adapter gives whole answers.
 fn to_json(id: &str, response: GraphResponse, client_request_id: Option<String>) -> Value {
     let mut headers = Map::new();
-    let mut body = response.body;
+    let mut body = response.body.map(|b| match b {
+        Body::Json(value) => value,
+        // Another answer inside this one: back to a value.
+        Body::Raw(bytes) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    });
     if let Some(inner) = body
         .as_mut()
         .and_then(|b| b.get_mut("error"))

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::ser::SerializeMap as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -535,15 +536,115 @@ fn member_key(member: Member) -> (u8, u32) {
     (kind, member.idx)
 }
 
-fn member_entry(dir: &Directory, member: Member, added: bool) -> Value {
-    let mut entry = json!({
-        "@odata.type": member.kind.odata_type(),
-        "id": dir.member_id(member),
-    });
-    if !added {
-        entry["@removed"] = json!({"reason": "deleted"});
+/// One object of a delta page: its properties and, for a group, the `members@delta`
+/// entries this page carries (added, or removed when `false`).
+#[derive(Debug)]
+struct Item {
+    object: Value,
+    members: Vec<(Member, bool)>,
+}
+
+impl Item {
+    fn plain(object: Value) -> Self {
+        Self {
+            object,
+            members: Vec::new(),
+        }
     }
-    entry
+}
+
+const MEMBERS_DELTA: &str = "members@delta";
+
+/// A delta page's body, written straight from the directory: the same JSON as a
+/// `serde_json` value of it (keys in the same sorted order), without building one.
+struct PageJson<'a> {
+    context: String,
+    /// `@odata.nextLink` or `@odata.deltaLink`, and the link.
+    link: (&'static str, String),
+    items: &'a [Item],
+    dir: &'a Directory,
+}
+
+impl Serialize for PageJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(3))?;
+        map.serialize_entry("@odata.context", &self.context)?;
+        map.serialize_entry(self.link.0, &self.link.1)?;
+        let items: Vec<ItemJson<'_>> = self
+            .items
+            .iter()
+            .map(|item| ItemJson {
+                item,
+                dir: self.dir,
+            })
+            .collect();
+        map.serialize_entry("value", &items)?;
+        map.end()
+    }
+}
+
+struct ItemJson<'a> {
+    item: &'a Item,
+    dir: &'a Directory,
+}
+
+impl Serialize for ItemJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Value::Object(object) = &self.item.object else {
+            return self.item.object.serialize(s);
+        };
+        if self.item.members.is_empty() {
+            return object.serialize(s);
+        }
+        let members: Vec<MemberJson<'_>> = self
+            .item
+            .members
+            .iter()
+            .map(|&(member, added)| MemberJson {
+                odata_type: member.kind.odata_type(),
+                id: self.dir.member_id(member),
+                added,
+            })
+            .collect();
+        // `members@delta` in its sorted place among the object's keys.
+        let mut map = s.serialize_map(Some(object.len() + 1))?;
+        let mut pending = Some(members);
+        for (key, value) in object {
+            if key.as_str() > MEMBERS_DELTA
+                && let Some(members) = pending.take()
+            {
+                map.serialize_entry(MEMBERS_DELTA, &members)?;
+            }
+            map.serialize_entry(key, value)?;
+        }
+        if let Some(members) = pending {
+            map.serialize_entry(MEMBERS_DELTA, &members)?;
+        }
+        map.end()
+    }
+}
+
+/// One `members@delta` entry: `{"@odata.type", "@removed": {"reason": "deleted"}, "id"}`.
+struct MemberJson<'a> {
+    odata_type: &'static str,
+    id: &'a str,
+    added: bool,
+}
+
+impl Serialize for MemberJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Reason {
+            reason: &'static str,
+        }
+        let mut map = s.serialize_map(Some(if self.added { 2 } else { 3 }))?;
+        map.serialize_entry("@odata.type", self.odata_type)?;
+        if !self.added {
+            map.serialize_entry("@removed", &Reason { reason: "deleted" })?;
+        }
+        map.serialize_entry("id", self.id)?;
+        map.end()
+    }
 }
 
 /// Net membership changes since a version, per group: each member once (its last change),
@@ -639,8 +740,12 @@ fn page(
     round: Round,
 ) -> GraphResponse {
     let size = round.page_size.max(1);
-    let (value, next) = match round.kind {
-        Kind::Users => users_page(dir, &round, size),
+    let (items, next) = match round.kind {
+        Kind::Users => {
+            let (users, next) = users_page(dir, &round, size);
+            let items = users.into_iter().map(Item::plain).collect::<Vec<_>>();
+            (items, next)
+        }
         Kind::Groups => groups_page(dir, &round, size),
     };
     let now = chrono::Utc::now().timestamp();
@@ -698,14 +803,20 @@ fn page(
             ),
         ),
     };
-    let mut body = Map::new();
-    body.insert(
-        "@odata.context".into(),
-        Value::String(context(req, round.kind, round.select.as_deref())),
-    );
-    body.insert(name.into(), Value::String(token));
-    body.insert("value".into(), Value::Array(value));
-    let mut response = GraphResponse::ok(Value::Object(body));
+    let body = PageJson {
+        context: context(req, round.kind, round.select.as_deref()),
+        link: (name, token),
+        items: &items,
+        dir,
+    };
+    let mut response = match serde_json::to_vec(&body) {
+        Ok(bytes) => GraphResponse::ok_raw(bytes),
+        Err(e) => graph_error(
+            500,
+            "InternalServerError",
+            &format!("cannot write the page: {e}"),
+        ),
+    };
     if preferred_page_size(req).is_some() {
         response = response.with_header("Preference-Applied", format!("odata.maxpagesize={size}"));
     }
@@ -744,7 +855,7 @@ fn to_u32(idx: usize) -> u32 {
 
 /// A page of groups: at most `size` group objects and `size` `members@delta` entries; a group
 /// whose member list does not fit is repeated on the next page with the next slice.
-fn groups_page(dir: &Directory, round: &Round, size: usize) -> (Vec<Value>, Option<Cursor>) {
+fn groups_page(dir: &Directory, round: &Round, size: usize) -> (Vec<Item>, Option<Cursor>) {
     let changes = if round.initial || !round.tracks {
         HashMap::new()
     } else {
@@ -773,7 +884,7 @@ fn groups_page(dir: &Directory, round: &Round, size: usize) -> (Vec<Value>, Opti
             if value.len() == size {
                 return (value, Some((group_no, None)));
             }
-            value.push(removed(&group.id, group.state));
+            value.push(Item::plain(removed(&group.id, group.state)));
             idx += 1;
             after = None;
             continue;
@@ -800,21 +911,17 @@ fn groups_page(dir: &Directory, round: &Round, size: usize) -> (Vec<Value>, Opti
         if value.len() == size || (!pending.is_empty() && members_left == 0) {
             return (value, Some((group_no, after)));
         }
-        let mut item = pick(
+        let item = pick(
             json::group(group),
             round.select.as_deref(),
             json::GROUP_DEFAULT_PROPERTIES,
         );
         let take = pending.len().min(members_left);
-        if take > 0 {
-            let slice: Vec<Value> = pending[..take]
-                .iter()
-                .map(|&(m, added)| member_entry(dir, m, added))
-                .collect();
-            item.insert("members@delta".into(), Value::Array(slice));
-            members_left -= take;
-        }
-        value.push(Value::Object(item));
+        members_left -= take;
+        value.push(Item {
+            object: Value::Object(item),
+            members: pending[..take].to_vec(),
+        });
         if take < pending.len() {
             let last = member_key(pending[take - 1].0);
             return (value, Some((group_no, Some(last))));
@@ -868,12 +975,91 @@ mod tests {
         }
     }
 
-    fn member_ids(items: &[Value]) -> Vec<String> {
+    /// The items as JSON values, as a page sends them.
+    fn values(dir: &Directory, items: &[Item]) -> Vec<Value> {
         items
+            .iter()
+            .map(|item| serde_json::to_value(ItemJson { item, dir }).unwrap())
+            .collect()
+    }
+
+    fn member_ids(dir: &Directory, items: &[Item]) -> Vec<String> {
+        values(dir, items)
             .iter()
             .flat_map(|i| i["members@delta"].as_array().cloned().unwrap_or_default())
             .map(|m| m["id"].as_str().unwrap_or_default().to_owned())
             .collect()
+    }
+
+    /// A page written straight from the directory is byte for byte the page built as a
+    /// `serde_json` value (as the emulator answered before).
+    #[test]
+    fn a_page_is_the_same_json_as_its_value() {
+        let mut dir = Directory::default();
+        let users: Vec<u32> = (0..5)
+            .map(|i| dir.push_user(user(&format!("u{i}"))))
+            .collect();
+        let g = dir.push_group(group("group-0001"));
+        let inner = dir.push_group(group("group-0002"));
+        for (i, &u) in users.iter().enumerate() {
+            let member = Member {
+                kind: MemberKind::User,
+                idx: u,
+            };
+            dir.add_member(g, member);
+            if i % 2 == 0 {
+                dir.remove_member(g, member);
+            }
+        }
+        dir.add_member(
+            g,
+            Member {
+                kind: MemberKind::Group,
+                idx: inner,
+            },
+        );
+        let (items, _) = groups_page(&dir, &round(false, 0, (0, None), 100), 100);
+        assert!(items.iter().any(|i| !i.members.is_empty()));
+        assert!(items.iter().any(|i| i.members.iter().any(|m| !m.1)));
+        let as_value = |item: &Item| {
+            let mut object = item.object.clone();
+            if !item.members.is_empty() {
+                let entries: Vec<Value> = item
+                    .members
+                    .iter()
+                    .map(|&(m, added)| {
+                        let mut entry = json!({
+                            "@odata.type": m.kind.odata_type(),
+                            "id": dir.member_id(m),
+                        });
+                        if !added {
+                            entry["@removed"] = json!({"reason": "deleted"});
+                        }
+                        entry
+                    })
+                    .collect();
+                object["members@delta"] = Value::Array(entries);
+            }
+            object
+        };
+        let page = PageJson {
+            context: "https://graph/v1.0/$metadata#groups".into(),
+            link: (
+                "@odata.nextLink",
+                "https://graph/v1.0/groups/delta?$skiptoken=x".into(),
+            ),
+            items: &items,
+            dir: &dir,
+        };
+        let value = json!({
+            "@odata.context": page.context,
+            "@odata.nextLink": page.link.1,
+            "value": items.iter().map(as_value).collect::<Vec<_>>(),
+        });
+        assert_eq!(
+            String::from_utf8(serde_json::to_vec(&page).unwrap()).unwrap(),
+            serde_json::to_string(&value).unwrap()
+        );
     }
 
     /// A member removed before the cursor while a round is paged must not make the round
@@ -895,7 +1081,7 @@ mod tests {
             );
         }
         let (first, next) = groups_page(&dir, &round(true, 0, (0, None), 3), 3);
-        assert_eq!(member_ids(&first), ["u0", "u1", "u2"]);
+        assert_eq!(member_ids(&dir, &first), ["u0", "u1", "u2"]);
         let next = next.expect("more pages");
         dir.remove_member(
             g,
@@ -904,15 +1090,15 @@ mod tests {
                 idx: users[1],
             },
         );
-        let mut seen = member_ids(&first);
+        let mut seen = member_ids(&dir, &first);
         let mut cursor = Some(next);
         while let Some(c) = cursor {
             let (items, after) = groups_page(&dir, &round(true, 0, c, 3), 3);
             assert!(
-                items.iter().all(|i| i["id"] == "group-0001"),
+                items.iter().all(|i| i.object["id"] == "group-0001"),
                 "the group repeats"
             );
-            seen.extend(member_ids(&items));
+            seen.extend(member_ids(&dir, &items));
             cursor = after;
         }
         let expected: Vec<String> = (0..10).map(|i| format!("u{i}")).collect();
@@ -943,7 +1129,7 @@ mod tests {
         );
         let (items, next) = groups_page(&dir, &round(false, since, (0, None), 100), 100);
         assert!(next.is_none());
-        let changes = items[0]["members@delta"]
+        let changes = values(&dir, &items)[0]["members@delta"]
             .as_array()
             .cloned()
             .unwrap_or_default();

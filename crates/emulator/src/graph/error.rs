@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::GraphResponse;
+use super::{Body, GraphResponse};
 
 /// A Graph error answer.
 pub(crate) fn graph_error(status: u16, code: &str, message: &str) -> GraphResponse {
@@ -20,7 +20,7 @@ pub(crate) fn graph_error_with(
     GraphResponse {
         status,
         headers,
-        body: Some(json!({
+        body: Some(Body::Json(json!({
             "error": {
                 "code": code,
                 "message": message,
@@ -30,6 +30,6 @@ pub(crate) fn graph_error_with(
                     "client-request-id": Value::Null,
                 },
             }
-        })),
+        }))),
     }
 }

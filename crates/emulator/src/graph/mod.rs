@@ -74,7 +74,18 @@ pub(crate) struct GraphResponse {
     /// Extra headers (Retry-After, throttle headers, ...).
     pub(crate) headers: Vec<(String, String)>,
     /// JSON body; `None` for 204.
-    pub(crate) body: Option<Value>,
+    pub(crate) body: Option<Body>,
+}
+
+/// A JSON answer body.
+#[derive(Debug, Clone)]
+pub(crate) enum Body {
+    /// As a value (small answers, and every error: its request ids are filled in last).
+    Json(Value),
+    /// Already serialized (delta pages, written straight from the directory: building a
+    /// value for each of a page's thousand `members@delta` entries cost more than the rest
+    /// of the answer).
+    Raw(Vec<u8>),
 }
 
 impl GraphResponse {
@@ -83,7 +94,16 @@ impl GraphResponse {
         Self {
             status: 200,
             headers: Vec::new(),
-            body: Some(body),
+            body: Some(Body::Json(body)),
+        }
+    }
+
+    /// 200 with a body already serialized as JSON.
+    pub(crate) fn ok_raw(body: Vec<u8>) -> Self {
+        Self {
+            status: 200,
+            headers: Vec::new(),
+            body: Some(Body::Raw(body)),
         }
     }
 
@@ -239,11 +259,8 @@ fn to_graph_request(http: &HttpRequest, body: &[u8]) -> Result<GraphRequest, Gra
 }
 
 fn write(mut response: GraphResponse, request_id: &str, client_request_id: &str) -> HttpResponse {
-    if let Some(inner) = response
-        .body
-        .as_mut()
-        .and_then(|b| b.get_mut("error"))
-        .and_then(|e| e.get_mut("innerError"))
+    if let Some(Body::Json(body)) = &mut response.body
+        && let Some(inner) = body.get_mut("error").and_then(|e| e.get_mut("innerError"))
     {
         inner["request-id"] = Value::String(request_id.to_owned());
         inner["client-request-id"] = Value::String(client_request_id.to_owned());
@@ -270,8 +287,12 @@ fn write(mut response: GraphResponse, request_id: &str, client_request_id: &str)
             .content_type(
                 "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8",
             )
-            // Straight into bytes: `to_string` would go through `fmt::Write` a piece at a time.
-            .body(serde_json::to_vec(&body).unwrap_or_default()),
+            .body(match body {
+                // Straight into bytes: `to_string` would go through `fmt::Write` a piece at a
+                // time.
+                Body::Json(value) => serde_json::to_vec(&value).unwrap_or_default(),
+                Body::Raw(bytes) => bytes,
+            }),
         None => out.finish(),
     }
 }
