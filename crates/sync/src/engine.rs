@@ -163,9 +163,9 @@ impl Failure {
 /// [`READ_FACTOR`]): pages being fetched and read, pages fetched ahead and pages being
 /// written. A resource waits for room before it fetches its next page, so a large tenant,
 /// whose resources all run long and side by side, holds no more pages than a small one.
-/// Outside it, each resource's page stream holds the answer of the one request it sends
-/// ahead (tenantlink-graph asks for the next page as it reads one): one body per resource,
-/// whatever the tenant's size.
+/// That includes the answer of the one request each resource's page stream sends ahead
+/// (tenantlink-graph asks for the next page as it reads one): a page keeps room for one more
+/// body like its own until it is written.
 /// 8 MiB: with 4 MiB, a users page being read (five times a body of several hundred KiB)
 /// left the groups resource, the longest, waiting for room while a core sat idle; a
 /// 100,000-user full sync into PostgreSQL took 17.4-19.8 s, with 8 MiB 14.9-16.3 s, for
@@ -290,9 +290,17 @@ where
             };
             let failed = item.is_err();
             let item = item.map(|p| {
-                let reading = kib(p.body_len().saturating_mul(READ_FACTOR));
+                let body = p.body_len();
+                let reading = kib(body.saturating_mul(READ_FACTOR));
                 let page = plan(p);
-                let planned = weight(&page.write);
+                // The stream already asked for the next page, if any: its body (about this
+                // one's size) is held from now until that page is read.
+                let ahead = if page.next_link.is_some() {
+                    kib(body)
+                } else {
+                    0
+                };
+                let planned = weight(&page.write).saturating_add(ahead);
                 shrink(&mut room, planned);
                 estimate = reading.max(planned);
                 Budgeted { page, room }
@@ -1341,6 +1349,28 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("{} KiB left", budget.0.available_permits());
+    }
+
+    #[tokio::test]
+    async fn a_page_with_a_next_page_holds_room_for_that_body_too() {
+        let budget = PageBudget::new();
+        let page = Page::<u32> {
+            items: vec![1],
+            next_link: Some("https://graph.example/v1.0/users?$skiptoken=x".into()),
+            delta_link: None,
+            count: None,
+            body_len: 512 * 1024,
+        };
+        let stream = futures_util::stream::iter([Ok(page)]).chain(futures_util::stream::pending());
+        let mut rx = pipeline(&budget, stream, |p: Page<u32>| Planned {
+            write: PageWrite::default(),
+            next_link: p.next_link,
+            delta_link: None,
+            latest: None,
+        });
+        let first = rx.recv().await.expect("a page").expect("ok");
+        // No rows, but the next page's body, asked for already, is held until it is read.
+        assert_eq!(first.room.as_ref().map(|r| r.num_permits()), Some(512));
     }
 
     #[test]
