@@ -255,9 +255,9 @@ fn insert_sql(spec: &Spec, backend: Backend) -> (String, String) {
         insert_cols.push("seen_round");
     }
     insert_cols.extend(&names);
-    let (conn, round, rows) = match backend {
-        Backend::Postgres => ("$1", "$2", ""),
-        Backend::Sqlite => ("?1", "?2", "?3"),
+    let (conn, round) = match backend {
+        Backend::Postgres => ("$1", "$2"),
+        Backend::Sqlite => ("?1", "?2"),
     };
     let mut select = vec![conn.to_owned()];
     if spec.stamped {
@@ -292,7 +292,7 @@ fn insert_sql(spec: &Spec, backend: Backend) -> (String, String) {
                     format!("value ->> '{n}'")
                 }
             }));
-            format!("FROM json_each({rows}) WHERE true")
+            "FROM json_each(?3) WHERE true".to_owned()
         }
     };
     let mut key = vec!["connection_id"];
@@ -379,13 +379,13 @@ const CONTENTION_RETRIES: u64 = 5;
 const CHUNK_BYTES: usize = 128 * 1024;
 
 /// Rows that encode one at a time, to JSON or (flat structs) to columns.
-trait JsonRows: Sync {
+trait Rows: Sync {
     fn count(&self) -> usize;
     fn write_row(&self, i: usize, out: &mut Vec<u8>) -> serde_json::Result<()>;
     fn write_columns(&self, i: usize, out: &mut Columns) -> Result<(), Unsupported>;
 }
 
-impl<T: Serialize + Sync> JsonRows for Vec<T> {
+impl<T: Serialize + Sync> Rows for Vec<T> {
     fn count(&self) -> usize {
         self.len()
     }
@@ -409,7 +409,7 @@ enum Chunk {
 /// the statement takes them, else JSON.
 fn next_chunk_of(
     columns: Option<&[(&'static str, &'static str)]>,
-    rows: &dyn JsonRows,
+    rows: &dyn Rows,
     next: &mut usize,
 ) -> Result<Option<Chunk>, Error> {
     let Some(columns) = columns else {
@@ -440,7 +440,7 @@ fn bind_rows<'q>(q: Prepared<'q>, chunk: &'q Chunk) -> Prepared<'q> {
 
 /// The next JSON array of about [`CHUNK_BYTES`] of `rows`, from row `*next` on (none when
 /// all went); moves `*next` past it.
-fn next_chunk(rows: &dyn JsonRows, next: &mut usize) -> Result<Option<String>, Error> {
+fn next_chunk(rows: &dyn Rows, next: &mut usize) -> Result<Option<String>, Error> {
     let encoding = |e: &dyn std::fmt::Display| Error::Database(format!("encoding rows: {e}"));
     if *next >= rows.count() {
         return Ok(None);
@@ -459,7 +459,7 @@ fn next_chunk(rows: &dyn JsonRows, next: &mut usize) -> Result<Option<String>, E
 /// rows.
 struct Statement<'p> {
     sql: String,
-    rows: &'p dyn JsonRows,
+    rows: &'p dyn Rows,
     kind: Binds,
     /// The rows' columns (name, type) when they go as one `text[]` each (PostgreSQL), else
     /// they go as a JSON array.
@@ -483,7 +483,7 @@ fn statements<'p>(
     at: NaiveDateTime,
 ) -> Vec<Statement<'p>> {
     let mut out = Vec::new();
-    let upsert = |spec: &'static Spec, rows: &'p dyn JsonRows| {
+    let upsert = |spec: &'static Spec, rows: &'p dyn Rows| {
         let (insert, on_conflict) = insert_sql(spec, backend);
         Statement {
             sql: format!("{insert} {on_conflict}"),

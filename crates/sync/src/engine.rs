@@ -1319,25 +1319,37 @@ mod tests {
         assert!(waiting.await.expect("task"));
     }
 
-    #[tokio::test]
-    async fn a_page_holds_room_for_reading_its_body_until_planned_then_for_its_rows() {
-        let budget = PageBudget::new();
+    /// The pipeline of a stream that answers one page of a 512 KiB body (with `next_link`),
+    /// then never answers again; the page it planned (no rows).
+    async fn one_page(
+        budget: &PageBudget,
+        next_link: Option<&str>,
+    ) -> (
+        mpsc::Receiver<Result<Budgeted, tenantlink_graph::Error>>,
+        Budgeted,
+    ) {
         let page = Page::<u32> {
             items: vec![1, 2, 3],
-            next_link: None,
+            next_link: next_link.map(str::to_owned),
             delta_link: None,
             count: None,
             body_len: 512 * 1024,
         };
-        // One page, then a fetch that never answers.
         let stream = futures_util::stream::iter([Ok(page)]).chain(futures_util::stream::pending());
-        let mut rx = pipeline(&budget, stream, |p: Page<u32>| Planned {
+        let mut rx = pipeline(budget, stream, |p: Page<u32>| Planned {
             write: PageWrite::default(),
             next_link: p.next_link,
             delta_link: None,
             latest: None,
         });
         let first = rx.recv().await.expect("a page").expect("ok");
+        (rx, first)
+    }
+
+    #[tokio::test]
+    async fn a_page_holds_room_for_reading_its_body_until_planned_then_for_its_rows() {
+        let budget = PageBudget::new();
+        let (_rx, first) = one_page(&budget, None).await;
         // Planned, the page keeps room for its (empty) rows only...
         assert_eq!(first.room.as_ref().map(|r| r.num_permits()), Some(1));
         // ...and the next fetch waits with room for reading a body like it.
@@ -1354,21 +1366,8 @@ mod tests {
     #[tokio::test]
     async fn a_page_with_a_next_page_holds_room_for_that_body_too() {
         let budget = PageBudget::new();
-        let page = Page::<u32> {
-            items: vec![1],
-            next_link: Some("https://graph.example/v1.0/users?$skiptoken=x".into()),
-            delta_link: None,
-            count: None,
-            body_len: 512 * 1024,
-        };
-        let stream = futures_util::stream::iter([Ok(page)]).chain(futures_util::stream::pending());
-        let mut rx = pipeline(&budget, stream, |p: Page<u32>| Planned {
-            write: PageWrite::default(),
-            next_link: p.next_link,
-            delta_link: None,
-            latest: None,
-        });
-        let first = rx.recv().await.expect("a page").expect("ok");
+        let link = "https://graph.example/v1.0/users?$skiptoken=x";
+        let (_rx, first) = one_page(&budget, Some(link)).await;
         // No rows, but the next page's body, asked for already, is held until it is read.
         assert_eq!(first.room.as_ref().map(|r| r.num_permits()), Some(512));
     }
