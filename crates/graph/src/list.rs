@@ -443,19 +443,34 @@ impl GraphClient {
         self.pages(self.list_call(ALERTS.path, &ALERTS, query))
     }
 
-    /// [`list_sign_ins`](Self::list_sign_ins), each record with its JSON as sent.
-    pub fn list_sign_ins_raw(&self, query: &ListQuery) -> PageStream<Raw<SignIn>> {
+    /// [`list_sign_ins`](Self::list_sign_ins), each record with its JSON as sent, read into
+    /// `T`: [`SignIn`], or a leaner model of only the properties the caller reads (serde
+    /// skips the others instead of keeping each record's rest in an [`Extra`] map).
+    ///
+    /// [`Extra`]: crate::models::Extra
+    pub fn list_sign_ins_raw<T>(&self, query: &ListQuery) -> PageStream<Raw<T>>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
         self.pages(self.list_call(SIGN_INS.path, &SIGN_INS, query))
     }
 
     /// [`list_directory_audits`](Self::list_directory_audits), each record with its JSON
-    /// as sent.
-    pub fn list_directory_audits_raw(&self, query: &ListQuery) -> PageStream<Raw<DirectoryAudit>> {
+    /// as sent, read into `T` ([`DirectoryAudit`] or a leaner model, as for
+    /// [`list_sign_ins_raw`](Self::list_sign_ins_raw)).
+    pub fn list_directory_audits_raw<T>(&self, query: &ListQuery) -> PageStream<Raw<T>>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
         self.pages(self.list_call(DIRECTORY_AUDITS.path, &DIRECTORY_AUDITS, query))
     }
 
-    /// [`list_alerts`](Self::list_alerts), each record with its JSON as sent.
-    pub fn list_alerts_raw(&self, query: &ListQuery) -> PageStream<Raw<Alert>> {
+    /// [`list_alerts`](Self::list_alerts), each record with its JSON as sent, read into `T`
+    /// ([`Alert`] or a leaner model, as for [`list_sign_ins_raw`](Self::list_sign_ins_raw)).
+    pub fn list_alerts_raw<T>(&self, query: &ListQuery) -> PageStream<Raw<T>>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
         self.pages(self.list_call(ALERTS.path, &ALERTS, query))
     }
 
