@@ -2,8 +2,8 @@
 //! [`PageWrite`]. The engine applies the plan; these functions only decide it.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde_json::Value;
 use serde::Deserialize;
+use serde_json::Value;
 use tenantlink_graph::models::{Group, GroupKind, ManagedDevice, ODataType, Raw, User};
 use tenantlink_graph::{DeltaChange, MemberChange, MemberChangeKind, RemovedReason};
 use tenantlink_store::{
