@@ -710,8 +710,16 @@ fn user_item(dir: &Directory, idx: usize, round: &Round) -> Value {
     if user.state != ObjState::Active {
         return removed(&user.id, user.state);
     }
+    // Only what `pick` keeps is built.
+    let keep = |k: &str| {
+        k == "id"
+            || match round.select.as_deref() {
+                Some(names) => names.iter().any(|n| n == k),
+                None => json::USER_DEFAULT_PROPERTIES.contains(&k),
+            }
+    };
     let mut out = pick(
-        json::user(user),
+        json::user_properties(user, keep),
         round.select.as_deref(),
         json::USER_DEFAULT_PROPERTIES,
     );

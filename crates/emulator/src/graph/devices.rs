@@ -1,5 +1,7 @@
 //! Intune managed devices: list and get. Deleted devices are invisible.
 
+use std::borrow::Cow;
+
 use serde_json::json;
 
 use super::auth::Caller;
@@ -87,13 +89,13 @@ fn device_extra(dir: &Directory, name: &str) -> Option<String> {
     })
 }
 
-fn fetched(dir: &Directory, idx: usize) -> Option<Fetched> {
+fn fetched(dir: &Directory, idx: usize) -> Option<Fetched<'static>> {
     let d = dir.devices.get(idx)?;
     if d.deleted {
         return None;
     }
     Some(Fetched {
-        object: crate::json::device(d),
+        object: Cow::Owned(crate::json::device(d)),
         id: d.id.clone(),
         defaults: &[],
         odata_type: Some("#microsoft.graph.managedDevice"),
@@ -147,7 +149,7 @@ pub(crate) fn get(state: &State, caller: &Caller, req: &GraphRequest, id: &str) 
             &format!("No managedDevice with id '{id}' was found."),
         );
     };
-    let mut body = opts.project(f.object, f.defaults, f.odata_type);
+    let mut body = opts.project(f.object.into_owned(), f.defaults, f.odata_type);
     body["@odata.context"] = json!(format!(
         "{}/$entity",
         opts.context(req, "deviceManagement/managedDevices")

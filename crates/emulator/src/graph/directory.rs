@@ -1,6 +1,8 @@
 //! Users and groups: list, get, manager, memberOf, members (direct and transitive).
 //! Only live objects are visible; tombstones are for delta alone.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value, json};
 
 use super::auth::Caller;
@@ -171,17 +173,37 @@ fn group_extra(dir: &Directory, name: &str) -> Option<String> {
         })
 }
 
-fn user_fetched(dir: &Directory, idx: usize, activity: bool, typed: bool) -> Option<Fetched> {
+fn user_fetched(
+    dir: &Directory,
+    idx: usize,
+    activity: bool,
+    typed: bool,
+) -> Option<Fetched<'static>> {
+    user_fetched_only(dir, idx, activity, typed, None)
+}
+
+/// [`user_fetched`] with only the properties `only` names, when it names them (see
+/// [`odata::Options::only_selected`]).
+fn user_fetched_only(
+    dir: &Directory,
+    idx: usize,
+    activity: bool,
+    typed: bool,
+    only: Option<&[String]>,
+) -> Option<Fetched<'static>> {
     let u = dir.users.get(idx)?;
     if u.state != ObjState::Active {
         return None;
     }
-    let mut object = crate::json::user(u);
+    let mut object = match only {
+        Some(names) => crate::json::user_properties(u, |k| names.iter().any(|n| n == k)),
+        None => crate::json::user(u),
+    };
     if activity {
         object.insert("signInActivity".into(), crate::json::sign_in_activity(u));
     }
     Some(Fetched {
-        object,
+        object: Cow::Owned(object),
         id: u.id.clone(),
         defaults: USER_DEFAULT_PROPERTIES,
         odata_type: typed.then_some(MemberKind::User.odata_type()),
@@ -189,7 +211,11 @@ fn user_fetched(dir: &Directory, idx: usize, activity: bool, typed: bool) -> Opt
 }
 
 /// Adds `manager` to a user when `$expand=manager` asked for it (absent without one).
-fn with_manager(dir: &Directory, opts: &odata::Options, f: Option<Fetched>) -> Option<Fetched> {
+fn with_manager(
+    dir: &Directory,
+    opts: &odata::Options,
+    f: Option<Fetched<'static>>,
+) -> Option<Fetched<'static>> {
     let mut f = f?;
     let Some((_, select)) = &opts.expand else {
         return Some(f);
@@ -212,25 +238,27 @@ fn with_manager(dir: &Directory, opts: &odata::Options, f: Option<Fetched>) -> O
             let v = m.object.get(name).cloned().unwrap_or(Value::Null);
             out.insert(name.to_owned(), v);
         }
-        f.object.insert("manager".into(), Value::Object(out));
+        f.object
+            .to_mut()
+            .insert("manager".into(), Value::Object(out));
     }
     Some(f)
 }
 
-fn group_fetched(dir: &Directory, idx: usize, typed: bool) -> Option<Fetched> {
+fn group_fetched(dir: &Directory, idx: usize, typed: bool) -> Option<Fetched<'static>> {
     let g = dir.groups.get(idx)?;
     if g.state != ObjState::Active {
         return None;
     }
     Some(Fetched {
-        object: crate::json::group(g),
+        object: Cow::Owned(crate::json::group(g)),
         id: g.id.clone(),
         defaults: GROUP_DEFAULT_PROPERTIES,
         odata_type: typed.then_some(MemberKind::Group.odata_type()),
     })
 }
 
-fn member_fetched(dir: &Directory, member: Member, activity: bool) -> Option<Fetched> {
+fn member_fetched(dir: &Directory, member: Member, activity: bool) -> Option<Fetched<'static>> {
     match member.kind {
         MemberKind::User => user_fetched(dir, member.idx as usize, activity, true),
         MemberKind::Group => group_fetched(dir, member.idx as usize, true),
@@ -297,7 +325,9 @@ pub(crate) fn list_users(state: &State, caller: &Caller, req: &GraphRequest) -> 
         lifetime
     ));
     let activity = try_graph!(sign_in_activity(caller, &mut opts));
-    let fetch = |i: usize| with_manager(dir, &opts, user_fetched(dir, i, activity, false));
+    let only = opts.only_selected();
+    let fetch =
+        |i: usize| with_manager(dir, &opts, user_fetched_only(dir, i, activity, false, only));
     let key = |i: usize, property: &str| {
         let u = dir.users.get(i).filter(|u| u.state == ObjState::Active)?;
         Some(match property {
@@ -317,10 +347,10 @@ pub(crate) fn list_users(state: &State, caller: &Caller, req: &GraphRequest) -> 
 fn page(
     opts: &odata::Options,
     len: usize,
-    fetch: impl Fn(usize) -> Option<Fetched> + Copy,
+    fetch: impl Fn(usize) -> Option<Fetched<'static>> + Copy,
     key: impl Fn(usize, &str) -> Option<Option<String>>,
     id_at: impl Fn(usize) -> Option<String>,
-) -> (odata::Scan, Option<usize>) {
+) -> (odata::Scan<'static>, Option<usize>) {
     match opts.ordered(len, key) {
         None => {
             let count = opts.total(0..len, fetch);
@@ -365,7 +395,7 @@ pub(crate) fn get_user(
     let Some(f) = with_manager(dir, &opts, user_fetched(dir, idx as usize, activity, false)) else {
         return not_found(id);
     };
-    let mut body = opts.project(f.object, f.defaults, None);
+    let mut body = opts.project(f.object.into_owned(), f.defaults, None);
     body["@odata.context"] = json!(format!("{}/$entity", opts.context(req, "users")));
     GraphResponse::ok(body)
 }
@@ -428,7 +458,7 @@ pub(crate) fn get_manager(
     let Some(f) = manager else {
         return not_found("manager");
     };
-    let mut body = opts.project(f.object, f.defaults, f.odata_type);
+    let mut body = opts.project(f.object.into_owned(), f.defaults, f.odata_type);
     body["@odata.context"] = json!(format!(
         "{}/$metadata#directoryObjects/$entity",
         req.base_url
@@ -545,7 +575,7 @@ pub(crate) fn get_group(
     else {
         return not_found(id);
     };
-    let mut body = opts.project(f.object, f.defaults, None);
+    let mut body = opts.project(f.object.into_owned(), f.defaults, None);
     body["@odata.context"] = json!(format!("{}/$entity", opts.context(req, "groups")));
     GraphResponse::ok(body)
 }

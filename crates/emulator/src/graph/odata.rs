@@ -6,11 +6,14 @@
 //! the other query options. A page resumes at that position, so each page costs what it
 //! serves, never a rescan from the start.
 
+use std::borrow::Cow;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use super::{GraphRequest, GraphResponse, graph_error};
 
@@ -368,6 +371,15 @@ impl Options {
         self.filter.as_ref().is_some_and(|f| f.mentions(property))
     }
 
+    /// The selected properties, when they are all an answer reads of an object: `$select`
+    /// given, and no `$filter`, `$search` or `$orderby`, which may read any other.
+    pub(crate) fn only_selected(&self) -> Option<&[String]> {
+        if self.filter.is_some() || self.search.is_some() || self.order.is_some() {
+            return None;
+        }
+        self.select.as_deref()
+    }
+
     /// Whether an object passes `$filter` and `$search`.
     pub(crate) fn matches(&self, object: &Map<String, Value>) -> bool {
         self.filter.as_ref().is_none_or(|f| f.eval(object, None))
@@ -412,6 +424,22 @@ impl Options {
         Value::Object(out)
     }
 
+    /// A fetched object as a page answers it: a stored object answered whole goes as it is,
+    /// anything else is projected (see [`Self::project`]).
+    fn answered<'a>(&self, f: Fetched<'a>) -> Answered<'a> {
+        match f.object {
+            Cow::Borrowed(stored)
+                if self.select.is_none()
+                    && self.expand.is_none()
+                    && f.defaults.is_empty()
+                    && f.odata_type.is_none() =>
+            {
+                Answered::Stored(stored)
+            }
+            object => Answered::Built(self.project(object.into_owned(), f.defaults, f.odata_type)),
+        }
+    }
+
     /// The `@odata.context` of the collection: `{base}/$metadata#{set}` with the selection.
     pub(crate) fn context(&self, req: &GraphRequest, set: &str) -> String {
         match &self.select {
@@ -424,11 +452,11 @@ impl Options {
     /// (in serving order, from the cursor) or `None` when it is not visible. Fills up to
     /// `$top` matching objects and finds the position of the next match, which becomes the
     /// next cursor.
-    pub(crate) fn scan(
+    pub(crate) fn scan<'a>(
         &self,
         positions: impl Iterator<Item = usize>,
-        mut fetch: impl FnMut(usize) -> Option<Fetched>,
-    ) -> Scan {
+        mut fetch: impl FnMut(usize) -> Option<Fetched<'a>>,
+    ) -> Scan<'a> {
         let mut items = Vec::with_capacity(self.top.min(1000));
         let mut next = None;
         for pos in positions {
@@ -442,16 +470,16 @@ impl Options {
                 next = Some((pos, f.id));
                 break;
             }
-            items.push(self.project(f.object, f.defaults, f.odata_type));
+            items.push(self.answered(f));
         }
         Scan { items, next }
     }
 
     /// Counts the matching objects (for `@odata.count` on a first page).
-    pub(crate) fn count_matches(
+    pub(crate) fn count_matches<'a>(
         &self,
         positions: impl Iterator<Item = usize>,
-        mut fetch: impl FnMut(usize) -> Option<Fetched>,
+        mut fetch: impl FnMut(usize) -> Option<Fetched<'a>>,
     ) -> usize {
         positions
             .filter_map(&mut fetch)
@@ -460,10 +488,10 @@ impl Options {
     }
 
     /// `@odata.count` for this page: carried by the skiptoken after the first page.
-    pub(crate) fn total(
+    pub(crate) fn total<'a>(
         &self,
         positions: impl Iterator<Item = usize>,
-        fetch: impl FnMut(usize) -> Option<Fetched>,
+        fetch: impl FnMut(usize) -> Option<Fetched<'a>>,
     ) -> Option<usize> {
         if !self.count {
             return None;
@@ -480,31 +508,35 @@ impl Options {
         &self,
         req: &GraphRequest,
         context: String,
-        scan: Scan,
+        scan: Scan<'_>,
         count: Option<usize>,
     ) -> GraphResponse {
-        let mut body = Map::new();
-        body.insert("@odata.context".into(), Value::String(context));
-        if let Some(n) = count {
-            body.insert("@odata.count".into(), json!(n));
+        let next_link = scan.next.map(|(pos, anchor)| {
+            next_link(req, &encode_token(pos, &anchor, count, &self.check_key))
+        });
+        let body = Collection {
+            context,
+            count,
+            next_link,
+            value: &scan.items,
+        };
+        match serde_json::to_vec(&body) {
+            Ok(bytes) => GraphResponse::ok_raw(bytes),
+            Err(e) => super::graph_error(
+                500,
+                "InternalServerError",
+                &format!("cannot write the page: {e}"),
+            ),
         }
-        body.insert("value".into(), Value::Array(scan.items));
-        if let Some((pos, anchor)) = scan.next {
-            let token = encode_token(pos, &anchor, count, &self.check_key);
-            body.insert(
-                "@odata.nextLink".into(),
-                Value::String(next_link(req, &token)),
-            );
-        }
-        GraphResponse::ok(Value::Object(body))
     }
 }
 
 /// One object as a collection sees it.
 #[derive(Debug)]
-pub(crate) struct Fetched {
-    /// Every property.
-    pub(crate) object: Map<String, Value>,
+pub(crate) struct Fetched<'a> {
+    /// Every property: built for the request, or the stored object itself (audit records),
+    /// which a page answers without a copy when it answers it whole.
+    pub(crate) object: Cow<'a, Map<String, Value>>,
     /// Its id (the anchor of a skiptoken).
     pub(crate) id: String,
     /// Properties answered without `$select`; empty for all.
@@ -513,11 +545,42 @@ pub(crate) struct Fetched {
     pub(crate) odata_type: Option<&'static str>,
 }
 
+/// An object as a page answers it.
+#[derive(Debug)]
+pub(crate) enum Answered<'a> {
+    /// Projected for the request.
+    Built(Value),
+    /// Stored, answered whole.
+    Stored(&'a Map<String, Value>),
+}
+
+impl Serialize for Answered<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Built(value) => value.serialize(serializer),
+            Self::Stored(object) => object.serialize(serializer),
+        }
+    }
+}
+
+/// A collection answer as it is written: the keys in the order a `Map` of them would
+/// take (sorted), so the bytes are those of the same answer built as a `Value`.
+#[derive(Serialize)]
+struct Collection<'s, 'a> {
+    #[serde(rename = "@odata.context")]
+    context: String,
+    #[serde(rename = "@odata.count", skip_serializing_if = "Option::is_none")]
+    count: Option<usize>,
+    #[serde(rename = "@odata.nextLink", skip_serializing_if = "Option::is_none")]
+    next_link: Option<String>,
+    value: &'s [Answered<'a>],
+}
+
 /// One page: the answered objects and where the next page starts (raw position and id).
 #[derive(Debug)]
-pub(crate) struct Scan {
+pub(crate) struct Scan<'a> {
     /// The objects as answered.
-    pub(crate) items: Vec<Value>,
+    pub(crate) items: Vec<Answered<'a>>,
     /// The next match, if any.
     pub(crate) next: Option<(usize, String)>,
 }
@@ -1277,7 +1340,44 @@ impl Search {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    #[test]
+    fn a_collection_is_written_as_the_same_answer_built_as_a_value() {
+        let stored = obj(
+            json!({"id": "b", "location": {"city": "Oslo"}, "createdDateTime": "2024-05-01T00:00:00Z"}),
+        );
+        let built = json!({"id": "a", "displayName": "Adele \"A\" Vance"});
+        let items = [Answered::Built(built.clone()), Answered::Stored(&stored)];
+        for (count, link) in [
+            (None, None),
+            (Some(7), Some("https://graph/v1.0/x?$skiptoken=t")),
+        ] {
+            let written = serde_json::to_vec(&Collection {
+                context: "https://graph/v1.0/$metadata#x".into(),
+                count,
+                next_link: link.map(str::to_owned),
+                value: &items,
+            })
+            .expect("written");
+            let mut value = Map::new();
+            value.insert(
+                "@odata.context".into(),
+                json!("https://graph/v1.0/$metadata#x"),
+            );
+            if let Some(n) = count {
+                value.insert("@odata.count".into(), json!(n));
+            }
+            if let Some(link) = link {
+                value.insert("@odata.nextLink".into(), json!(link));
+            }
+            value.insert("value".into(), json!([built, stored]));
+            let as_value = serde_json::to_vec(&Value::Object(value)).expect("written");
+            assert_eq!(String::from_utf8(written), String::from_utf8(as_value));
+        }
+    }
 
     fn obj(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap()
