@@ -410,16 +410,18 @@ enum Chunk {
 fn next_chunk_of(
     columns: Option<&[(&'static str, &'static str)]>,
     rows: &dyn Rows,
+    max_rows: usize,
     next: &mut usize,
 ) -> Result<Option<Chunk>, Error> {
     let Some(columns) = columns else {
-        return Ok(next_chunk(rows, next)?.map(Chunk::Json));
+        return Ok(next_chunk(rows, max_rows, next)?.map(Chunk::Json));
     };
     if *next >= rows.count() {
         return Ok(None);
     }
     let mut chunk = Columns::new(columns.iter().map(|(n, _)| *n));
-    while *next < rows.count() && chunk.bytes() < CHUNK_BYTES {
+    let end = rows.count().min(next.saturating_add(max_rows.max(1)));
+    while *next < end && chunk.bytes() < CHUNK_BYTES {
         rows.write_columns(*next, &mut chunk)
             .map_err(|e| Error::Database(format!("encoding rows: {e}")))?;
         *next += 1;
@@ -440,13 +442,14 @@ fn bind_rows<'q>(q: Prepared<'q>, chunk: &'q Chunk) -> Prepared<'q> {
 
 /// The next JSON array of about [`CHUNK_BYTES`] of `rows`, from row `*next` on (none when
 /// all went); moves `*next` past it.
-fn next_chunk(rows: &dyn Rows, next: &mut usize) -> Result<Option<String>, Error> {
+fn next_chunk(rows: &dyn Rows, max_rows: usize, next: &mut usize) -> Result<Option<String>, Error> {
     let encoding = |e: &dyn std::fmt::Display| Error::Database(format!("encoding rows: {e}"));
     if *next >= rows.count() {
         return Ok(None);
     }
     let mut buf: Vec<u8> = Vec::new();
-    while *next < rows.count() && buf.len() < CHUNK_BYTES {
+    let end = rows.count().min(next.saturating_add(max_rows.max(1)));
+    while *next < end && buf.len() < CHUNK_BYTES {
         buf.push(if buf.is_empty() { b'[' } else { b',' });
         rows.write_row(*next, &mut buf).map_err(|e| encoding(&e))?;
         *next += 1;
@@ -464,6 +467,8 @@ struct Statement<'p> {
     /// The rows' columns (name, type) when they go as one `text[]` each (PostgreSQL), else
     /// they go as a JSON array.
     columns: Option<&'static [(&'static str, &'static str)]>,
+    /// The most rows one run of the statement takes (else as many as fit [`CHUNK_BYTES`]).
+    max_rows: usize,
 }
 
 enum Binds {
@@ -493,6 +498,7 @@ fn statements<'p>(
                 fresh: (backend == Backend::Postgres).then_some(insert),
             },
             columns: (backend == Backend::Postgres).then_some(spec.columns),
+            max_rows: usize::MAX,
         }
     };
     let (p1, p2, p3, p4) = (p(backend, 1), p(backend, 2), p(backend, 3), p(backend, 4));
@@ -513,6 +519,7 @@ fn statements<'p>(
                 rows: ids,
                 kind: Binds::List,
                 columns: None,
+                max_rows: usize::MAX,
             });
         }
         out.push(Statement {
@@ -520,6 +527,7 @@ fn statements<'p>(
             rows: ids,
             kind: Binds::List,
             columns: None,
+            max_rows: usize::MAX,
         });
     }
     for (table, ids) in [
@@ -537,6 +545,7 @@ fn statements<'p>(
             rows: ids,
             kind: Binds::Mark(at, round),
             columns: None,
+            max_rows: usize::MAX,
         });
     }
     if !page.members_removed.is_empty() {
@@ -560,6 +569,7 @@ fn statements<'p>(
             rows: &page.members_removed,
             kind: Binds::List,
             columns: None,
+            max_rows: usize::MAX,
         });
     }
     if !page.users.is_empty() {
@@ -586,7 +596,8 @@ fn statements<'p>(
                  (x.last_sign_in_at, x.last_non_interactive_sign_in_at)"
             ),
             // The JSON is parsed once into a materialized table; each user is found by its
-            // primary key and its values looked up in that small table.
+            // primary key and its values looked up in that small table (a scan of it per
+            // user: statements stay small, see SQLITE_ACTIVITY_ROWS).
             Backend::Sqlite => format!(
                 "WITH x AS MATERIALIZED (SELECT value ->> 'id' AS id, \
                  replace(value ->> 'last_sign_in_at', 'T', ' ') AS a, \
@@ -603,6 +614,12 @@ fn statements<'p>(
             rows: &page.sign_in_activity,
             kind: Binds::List,
             columns: None,
+            // SQLite's statement compares each of its users with each of its rows: it takes
+            // them Graph's page (120) at a time, however many a write carries.
+            max_rows: match backend {
+                Backend::Postgres => usize::MAX,
+                Backend::Sqlite => SQLITE_ACTIVITY_ROWS,
+            },
         });
     }
     if !page.devices.is_empty() {
@@ -619,6 +636,9 @@ fn statements<'p>(
     }
     out
 }
+
+/// The most users one SQLite `signInActivity` statement updates (see `statements`).
+const SQLITE_ACTIVITY_ROWS: usize = 120;
 
 /// The tables a full round of a resource sweeps (rows whose `seen_round` is older).
 pub(crate) fn sweep_tables(resource: &str) -> &'static [&'static str] {
@@ -667,7 +687,7 @@ macro_rules! run_statements {
                 Binds::Upsert { round, fresh, .. } => fresh.as_deref().map(|sql| (sql, *round)),
                 _ => None,
             };
-            while let Some(chunk) = next_chunk_of(st.columns, st.rows, &mut next)? {
+            while let Some(chunk) = next_chunk_of(st.columns, st.rows, st.max_rows, &mut next)? {
                 if let Some((insert, round)) = fresh
                     && tries < MAX_FRESH_TRIES
                 {
@@ -1044,14 +1064,14 @@ mod tests {
     fn big_pages_go_as_several_json_arrays_of_whole_rows() {
         let mut next = 0;
         assert!(
-            next_chunk(&Vec::<String>::new(), &mut next)
+            next_chunk(&Vec::<String>::new(), usize::MAX, &mut next)
                 .unwrap()
                 .is_none()
         );
         let ids: Vec<String> = (0..20_000).map(|i| format!("id-{i:08}-\u{e9}\"")).collect();
         let mut back = Vec::new();
         let mut chunks = 0;
-        while let Some(c) = next_chunk(&ids, &mut next).unwrap() {
+        while let Some(c) = next_chunk(&ids, usize::MAX, &mut next).unwrap() {
             assert!(c.len() < CHUNK_BYTES + 64, "{}", c.len());
             back.extend(serde_json::from_str::<Vec<String>>(&c).unwrap());
             chunks += 1;
@@ -1062,8 +1082,17 @@ mod tests {
         let pairs = vec![("g".to_owned(), "m".to_owned())];
         let mut next = 0;
         assert_eq!(
-            next_chunk(&pairs, &mut next).unwrap().as_deref(),
+            next_chunk(&pairs, usize::MAX, &mut next)
+                .unwrap()
+                .as_deref(),
             Some(r#"[["g","m"]]"#)
         );
+        // A statement that takes at most so many rows gets them in chunks of that many.
+        let mut next = 0;
+        let mut sizes = Vec::new();
+        while let Some(c) = next_chunk(&ids[..250].to_vec(), 120, &mut next).unwrap() {
+            sizes.push(serde_json::from_str::<Vec<String>>(&c).unwrap().len());
+        }
+        assert_eq!(sizes, [120, 120, 10]);
     }
 }
