@@ -1088,9 +1088,9 @@ mod tests {
             Some(r#"[["g","m"]]"#)
         );
         // A statement that takes at most so many rows gets them in chunks of that many.
-        let mut next = 0;
+        let (first, mut next) = (ids[..250].to_vec(), 0);
         let mut sizes = Vec::new();
-        while let Some(c) = next_chunk(&ids[..250].to_vec(), 120, &mut next).unwrap() {
+        while let Some(c) = next_chunk(&first, 120, &mut next).unwrap() {
             sizes.push(serde_json::from_str::<Vec<String>>(&c).unwrap().len());
         }
         assert_eq!(sizes, [120, 120, 10]);

@@ -817,14 +817,7 @@ fn page(
         items: &items,
         dir,
     };
-    let mut response = match serde_json::to_vec(&body) {
-        Ok(bytes) => GraphResponse::ok_raw(bytes),
-        Err(e) => graph_error(
-            500,
-            "InternalServerError",
-            &format!("cannot write the page: {e}"),
-        ),
-    };
+    let mut response = GraphResponse::ok_written(&body);
     if preferred_page_size(req).is_some() {
         response = response.with_header("Preference-Applied", format!("odata.maxpagesize={size}"));
     }

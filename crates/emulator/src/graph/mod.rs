@@ -98,12 +98,19 @@ impl GraphResponse {
         }
     }
 
-    /// 200 with a body already serialized as JSON.
-    pub(crate) fn ok_raw(body: Vec<u8>) -> Self {
-        Self {
-            status: 200,
-            headers: Vec::new(),
-            body: Some(Body::Raw(body)),
+    /// 200 with `body` serialized as JSON at once (a 500 if it cannot be).
+    pub(crate) fn ok_written(body: &impl serde::Serialize) -> Self {
+        match serde_json::to_vec(body) {
+            Ok(bytes) => Self {
+                status: 200,
+                headers: Vec::new(),
+                body: Some(Body::Raw(bytes)),
+            },
+            Err(e) => graph_error(
+                500,
+                "InternalServerError",
+                &format!("cannot write the answer: {e}"),
+            ),
         }
     }
 

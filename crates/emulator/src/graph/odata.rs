@@ -514,20 +514,12 @@ impl Options {
         let next_link = scan.next.map(|(pos, anchor)| {
             next_link(req, &encode_token(pos, &anchor, count, &self.check_key))
         });
-        let body = Collection {
+        GraphResponse::ok_written(&Collection {
             context,
             count,
             next_link,
             value: &scan.items,
-        };
-        match serde_json::to_vec(&body) {
-            Ok(bytes) => GraphResponse::ok_raw(bytes),
-            Err(e) => super::graph_error(
-                500,
-                "InternalServerError",
-                &format!("cannot write the page: {e}"),
-            ),
-        }
+        })
     }
 }
 
