@@ -52,8 +52,14 @@ pub struct GraphSetup {
 }
 
 impl GraphSetup {
-    /// A Graph client signing in with the identity crate's app credential.
+    /// A Graph client signing in with the identity crate's app credential, asking for
+    /// [`PAGE_SIZE`] objects a page.
     pub fn client(&self) -> GraphClient {
+        self.client_paged(PAGE_SIZE)
+    }
+
+    /// [`Self::client`] asking for `page_size` objects a page.
+    pub fn client_paged(&self, page_size: u32) -> GraphClient {
         let identity = IdentityClient::new(
             Cloud::Custom {
                 base_url: self.https_url.clone(),
@@ -76,7 +82,7 @@ impl GraphSetup {
             GraphClientOptions {
                 base_url: self.graph_url.clone(),
                 extra_root_certificates: vec![self.ca_pem.clone()],
-                page_size: Some(PAGE_SIZE),
+                page_size: Some(page_size),
                 retry: self.retry.clone(),
                 ..GraphClientOptions::default()
             },
