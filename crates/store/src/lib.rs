@@ -10,6 +10,7 @@ mod keys;
 pub mod models;
 mod oauth;
 mod pages;
+mod partitions;
 mod prepared;
 mod read;
 mod runs;

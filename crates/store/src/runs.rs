@@ -44,6 +44,9 @@ impl Db {
             report: "{}".into(),
             error: None,
         };
+        // A connection whose partitions were not all added (a crash while it was created)
+        // gets them now; present ones cost a lookup each.
+        self.add_partitions(connection_id).await?;
         let mut conn = self.conn().await?;
         with_conn!(&mut conn, |c| diesel::insert_into(sync_runs::table)
             .values(&run)

@@ -162,8 +162,11 @@ impl Db {
             updated_at: at,
             consented_at: None,
         };
+        // Its partitions first (PostgreSQL): a row written for the connection always has
+        // one. If the insert fails, they go again.
+        self.add_partitions(&row.id).await?;
         let mut conn = self.conn().await?;
-        with_conn!(&mut conn, |c| diesel::insert_into(connections::table)
+        let inserted = with_conn!(&mut conn, |c| diesel::insert_into(connections::table)
             .values(&row)
             .execute(c)
             .await
@@ -173,7 +176,12 @@ impl Db {
                     row.tenant_id, row.client_id
                 )),
                 other => other,
-            })?);
+            }));
+        if let Err(e) = inserted {
+            drop(conn);
+            self.drop_partitions(&row.id).await;
+            return Err(e);
+        }
         Ok(row)
     }
 
@@ -309,6 +317,8 @@ impl Db {
                 id: id.to_owned(),
             });
         }
+        // Its partitions are empty now (PostgreSQL).
+        self.drop_partitions(id).await;
         Ok(())
     }
 
