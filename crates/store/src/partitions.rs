@@ -71,7 +71,7 @@ impl Db {
             return Ok(());
         };
         for table in PARTITIONED {
-            call(&mut *c, "tenantlink_add_partition", table, connection_id).await?;
+            call(&mut c, "tenantlink_add_partition", table, connection_id).await?;
         }
         Ok(())
     }
@@ -89,7 +89,7 @@ impl Db {
             return Ok(());
         };
         for table in tables {
-            call(&mut *c, "tenantlink_finish_load", table, connection_id).await?;
+            call(&mut c, "tenantlink_finish_load", table, connection_id).await?;
         }
         Ok(())
     }
