@@ -975,8 +975,8 @@ impl Db {
                 // lock that would make the other resource's pages wait.
                 let sweeps = cursor.round > 1;
                 let tables: &[&str] = if sweeps { tables } else { &[] };
-                let touches_edges = sweeps
-                    && (cursor.resource == "users" || tables.contains(&"group_members"));
+                let touches_edges =
+                    sweeps && (cursor.resource == "users" || tables.contains(&"group_members"));
                 if backend == Backend::Postgres && touches_edges {
                     lock_edges!(&mut *c, &cursor.connection_id, cursor.resource == "users");
                 }

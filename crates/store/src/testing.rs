@@ -3,6 +3,7 @@
 //! `TENANTLINK_TEST_DATABASE_URL` names a server (CI always sets it; with `CI=true` and no
 //! URL, asking for PostgreSQL panics rather than skip).
 
+use crate::db::with_conn;
 use crate::{Backend, Db, DbConfig};
 
 /// A migrated database that is dropped (PostgreSQL) or deleted (SQLite) with this value.
@@ -97,6 +98,25 @@ impl TestDb {
     /// The backend.
     pub fn backend(&self) -> Backend {
         self.db.backend()
+    }
+
+    /// The value of `expression`, an SQL expression of type bigint (a `count(*)` subquery,
+    /// say), for tests that look at what the store's API does not show.
+    pub async fn scalar(&self, expression: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct Value {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.db.conn().await.expect("a connection");
+        let query = format!("SELECT ({expression}) AS n");
+        let value: Value = with_conn!(&mut conn, |c| diesel_async::RunQueryDsl::get_result(
+            diesel::sql_query(query.as_str()),
+            c
+        )
+        .await
+        .expect(&query));
+        value.n
     }
 }
 

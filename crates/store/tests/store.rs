@@ -569,6 +569,102 @@ async fn one_connection_never_reads_anothers_rows() {
     }
 }
 
+/// PostgreSQL: each connection's rows live in partitions of its own, which get their
+/// secondary indexes when the first full round of their table ends, and go with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_partitions_are_per_connection_and_indexed_when_their_first_load_ends() {
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
+    let db = &t.db;
+    let (org, a) = connection(db, "org", "ta").await;
+    let (_, b) = connection(db, "org", "tb").await;
+    let part =
+        |table: &str, conn: &Connection| format!("tenantlink_partition('{table}', '{}')", conn.id);
+    let indexes = |table: &str, conn: &Connection| {
+        format!(
+            "SELECT count(*) FROM pg_indexes WHERE tablename = {} AND indexname NOT LIKE '%pkey'",
+            part(table, conn)
+        )
+    };
+    // A connection's tables: every partition named after it (the seven synced tables).
+    let tables = |conn: &Connection, attached: bool| {
+        format!(
+            "SELECT count(*) FROM pg_class c WHERE c.relkind = 'r' AND c.relname LIKE '%' || md5('{}') \
+             AND {} EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)",
+            conn.id,
+            if attached { "" } else { "NOT" }
+        )
+    };
+    let secondary = |conn: &Connection| {
+        format!(
+            "SELECT count(*) FROM pg_indexes WHERE tablename LIKE '%' || md5('{}') AND indexname NOT LIKE '%pkey'",
+            conn.id
+        )
+    };
+    for conn in [&a, &b] {
+        assert_eq!(t.scalar(&tables(conn, true)).await, 7);
+        assert_eq!(t.scalar(&secondary(conn)).await, 0);
+    }
+    let page = PageWrite {
+        users: vec![user("u1", "Ann"), user("u2", "Bob")],
+        groups: vec![group("g1"), group("g2")],
+        members_added: vec![
+            edge("g1", "u1", "user"),
+            edge("g1", "g2", "group"),
+            edge("g2", "u2", "user"),
+        ],
+        ..PageWrite::default()
+    };
+    db.write_page(&page, &cursor(&a, "users", 1), now())
+        .await
+        .unwrap();
+    for (table, rows) in [("users", 2), ("groups", 2), ("group_members", 3)] {
+        let in_partition = format!(
+            "SELECT count(*) FROM {table} WHERE tableoid = to_regclass({})",
+            part(table, &a)
+        );
+        assert_eq!(t.scalar(&in_partition).await, rows, "{table}");
+    }
+    // The users round ends: the users' partition is indexed, the others not yet.
+    let mut end = cursor(&a, "users", 1);
+    end.next_link = None;
+    db.finish_full_round(&end).await.unwrap();
+    assert_eq!(t.scalar(&indexes("users", &a)).await, 6);
+    assert_eq!(t.scalar(&indexes("group_members", &a)).await, 0);
+    let mut end = cursor(&a, "groups", 1);
+    end.next_link = None;
+    db.finish_full_round(&end).await.unwrap();
+    assert_eq!(t.scalar(&indexes("groups", &a)).await, 2);
+    assert_eq!(t.scalar(&indexes("group_members", &a)).await, 1);
+    assert_eq!(t.scalar(&indexes("users", &b)).await, 0);
+    assert_eq!(
+        db.transitive_groups(&a.id, "u2").await.unwrap(),
+        vec!["g1", "g2"]
+    );
+    // A first round swept nothing; a later one sweeps what it did not see, through the
+    // indexes.
+    db.write_page(
+        &users_page(vec![user("u1", "Ann")]),
+        &cursor(&a, "users", 2),
+        now(),
+    )
+    .await
+    .unwrap();
+    let mut end = cursor(&a, "users", 2);
+    end.next_link = None;
+    assert_eq!(
+        db.finish_full_round(&end).await.unwrap(),
+        2,
+        "u2 and its edge"
+    );
+    // Deleting a connection drops its partitions and leaves the other's.
+    db.delete_connection(&org.id, &a.id).await.unwrap();
+    assert_eq!(t.scalar(&tables(&a, true)).await, 0);
+    assert_eq!(t.scalar(&tables(&a, false)).await, 0);
+    assert_eq!(t.scalar(&tables(&b, true)).await, 7);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_are_replaced_only_if_unchanged() {
     for t in TestDb::all().await {
