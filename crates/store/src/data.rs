@@ -788,14 +788,22 @@ macro_rules! delete_edges_of_unseen_users {
     }};
 }
 
-/// Waits for, and holds to the end of the transaction, advisory lock `pages` mod 3 of
-/// `turn` (a connection and resource). PostgreSQL only. Three locks, not two: page `k`
-/// holds its own while page `k - 1` still checks that page `k - 2` has ended.
+/// The most page writes of one resource a writer keeps in flight with
+/// [`Db::write_page_after`]: it starts a page's write only once the write
+/// `PAGES_IN_FLIGHT` pages before it has landed.
+pub const PAGES_IN_FLIGHT: usize = 2;
+
+/// Advisory locks per resource: one more than [`PAGES_IN_FLIGHT`], since page `k` takes its
+/// own while the oldest page in flight still checks that the page before it has ended.
+const TURNS: i64 = PAGES_IN_FLIGHT as i64 + 1;
+
+/// Waits for, and holds to the end of the transaction, advisory lock `pages` mod [`TURNS`]
+/// of `turn` (a connection and resource). PostgreSQL only.
 macro_rules! take_turn {
     ($c:expr, $turn:expr, $pages:expr) => {
         prepared("SELECT pg_advisory_xact_lock(hashtext($1), $2)")
             .bind(Bind::Text($turn))
-            .bind(Bind::Integer(($pages).rem_euclid(3) as i32))
+            .bind(Bind::Integer(($pages).rem_euclid(TURNS) as i32))
             .execute($c)
             .await?
     };

@@ -20,7 +20,7 @@ mod tenants;
 pub mod testing;
 
 pub use audit::{AuditFilter, AuditVerification, GENESIS_HASH, NewAuditEvent, event_hash};
-pub use data::{PageOrder, PageWrite};
+pub use data::{PAGES_IN_FLIGHT, PageOrder, PageWrite};
 pub use db::{Backend, Db, DbConfig, SqliteConn, redact_url};
 pub use error::Error;
 pub use jobs::NewJob;

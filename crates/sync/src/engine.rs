@@ -3,6 +3,7 @@
 //! only while the run's page budget has room), and each page is written with its
 //! checkpoint in one transaction.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,7 @@ use chrono::NaiveDateTime;
 use futures_util::{Stream, StreamExt};
 use tenantlink_graph::models::{ManagedDevice, User};
 use tenantlink_graph::{DeltaPage, DeltaStart, GraphClient, ListQuery, Page, PageStream};
-use tenantlink_store::{Cursor, Db, GroupRow, PageOrder, PageWrite};
+use tenantlink_store::{Cursor, Db, GroupRow, PAGES_IN_FLIGHT, PageOrder, PageWrite};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::Error;
@@ -938,7 +939,8 @@ impl SyncEngine {
         stoppable: bool,
     ) -> Result<RoundEnd, Failure> {
         let mut end = RoundEnd::default();
-        let mut in_flight: Option<InFlight> = None;
+        // Writes started and not yet landed, oldest first: at most PAGES_IN_FLIGHT.
+        let mut in_flight: VecDeque<InFlight> = VecDeque::new();
         // The groups of the page before, as received: a group whose members go on over
         // several pages comes again, unchanged, at the top of the next one.
         let mut groups_before: Vec<GroupRow> = Vec::new();
@@ -973,17 +975,18 @@ impl SyncEngine {
             end.latest = end.latest.max(page.latest);
             let mut write = page.write;
             // A page that deletes or updates rows in place would not see the rows an
-            // uncommitted page before it inserted: it starts once that page committed.
+            // uncommitted page before it inserted: it starts once those pages committed.
             if write.changes_rows_in_place()
-                && in_flight.as_ref().is_some_and(|w| w.inserts)
-                && let Some(before) = in_flight.take()
-                && let Err(f) = self.landed(ctx, before, report, started).await
+                && in_flight.iter().any(|w| w.inserts)
+                && let Err(f) = self
+                    .land_all(ctx, &mut in_flight, report, started, false)
+                    .await
             {
                 break Err(f);
             }
             let (turn, has_turn) = tokio::sync::oneshot::channel();
             let order = PageOrder {
-                previous: in_flight.as_ref().map(|w| w.cursor.clone()),
+                previous: in_flight.back().map(|w| w.cursor.clone()),
                 started: Some(turn),
             };
             // That group's row is written by the page before (which commits first, or
@@ -1011,21 +1014,44 @@ impl SyncEngine {
                 cursor: cursor.clone(),
                 at,
             };
-            if let Some(before) = in_flight.replace(this)
-                && let Err(f) = self.landed(ctx, before, report, started).await
+            in_flight.push_back(this);
+            if in_flight.len() >= PAGES_IN_FLIGHT
+                && let Some(oldest) = in_flight.pop_front()
+                && let Err(f) = self.landed(ctx, oldest, report, started).await
             {
                 break Err(f);
             }
         };
         // The last write (or the one under way when the round stopped or failed) ends
         // before the round does; the first failure is the one reported.
-        if let Some(last) = in_flight.take() {
-            let landed = self.landed(ctx, last, report, started).await;
-            result.and(landed)?;
-        } else {
-            result?;
-        }
+        let landed = self
+            .land_all(ctx, &mut in_flight, report, started, result.is_err())
+            .await;
+        result.and(landed)?;
         Ok(end)
+    }
+
+    /// Waits for every write in `in_flight`, in order; the first failure is returned once
+    /// all have ended. After a failure (or when `failed` already), a later page is only
+    /// waited for, never written again: it did not commit (its previous page had not), and
+    /// committing it alone would move the cursor past the page that failed.
+    async fn land_all(
+        &self,
+        ctx: &RunCtx<'_>,
+        in_flight: &mut VecDeque<InFlight>,
+        report: &mut ResourceReport,
+        started: Instant,
+        failed: bool,
+    ) -> Result<(), Failure> {
+        let mut first = Ok(());
+        while let Some(write) = in_flight.pop_front() {
+            if failed || first.is_err() {
+                let _ = write.task.await;
+                continue;
+            }
+            first = self.landed(ctx, write, report, started).await;
+        }
+        first
     }
 
     /// Waits for a page's write; counts it and reports progress once it committed.
