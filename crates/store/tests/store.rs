@@ -665,6 +665,70 @@ async fn postgres_partitions_are_per_connection_and_indexed_when_their_first_loa
     assert_eq!(t.scalar(&tables(&b, true)).await, 7);
 }
 
+/// PostgreSQL: the partitioning migration keeps every connection's rows, down to one table
+/// per kind and up again to a partition per connection with its indexes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_partitioning_migration_keeps_every_connections_rows_both_ways() {
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
+    let db = &t.db;
+    let (_, a) = connection(db, "org", "ta").await;
+    let (_, b) = connection(db, "org", "tb").await;
+    for (conn, id) in [(&a, "ua"), (&b, "ub")] {
+        let page = PageWrite {
+            users: vec![user(id, id), user("shared", "Sam")],
+            groups: vec![group("g1")],
+            members_added: vec![edge("g1", id, "user"), edge("g1", "shared", "user")],
+            ..PageWrite::default()
+        };
+        db.write_page(&page, &cursor(conn, "users", 1), now())
+            .await
+            .unwrap();
+    }
+    let before = (
+        db.counts(&a.id).await.unwrap(),
+        db.counts(&b.id).await.unwrap(),
+    );
+    assert_eq!((before.0.users, before.0.group_members), (2, 2));
+    let partitioned = "SELECT count(*) FROM pg_partitioned_table";
+    assert_eq!(t.scalar(partitioned).await, 7);
+    // Down, then up again: the counts stay.
+    for (sql, tables) in [
+        (
+            include_str!(
+                "../../../migrations/postgres/2026-12-08-000001_partition_synced_tables/down.sql"
+            ),
+            0,
+        ),
+        (
+            include_str!(
+                "../../../migrations/postgres/2026-12-08-000001_partition_synced_tables/up.sql"
+            ),
+            7,
+        ),
+    ] {
+        db.execute_admin(sql).await.unwrap();
+        assert_eq!(t.scalar(partitioned).await, tables);
+        let counts = (
+            db.counts(&a.id).await.unwrap(),
+            db.counts(&b.id).await.unwrap(),
+        );
+        assert_eq!(counts, before);
+    }
+    // Rows already there are indexed at once: their connection's first load is over.
+    let users_indexes = format!(
+        "SELECT count(*) FROM pg_indexes WHERE tablename = tenantlink_partition('users', '{}') \
+         AND indexname NOT LIKE '%pkey'",
+        a.id
+    );
+    assert_eq!(t.scalar(&users_indexes).await, 6);
+    assert_eq!(
+        db.transitive_groups(&b.id, "shared").await.unwrap(),
+        vec!["g1"]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_are_replaced_only_if_unchanged() {
     for t in TestDb::all().await {
