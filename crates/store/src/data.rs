@@ -640,12 +640,25 @@ fn statements<'p>(
 /// The most users one SQLite `signInActivity` statement updates (see `statements`).
 const SQLITE_ACTIVITY_ROWS: usize = 120;
 
-/// The tables a full round of a resource sweeps (rows whose `seen_round` is older).
-pub(crate) fn sweep_tables(resource: &str) -> &'static [&'static str] {
+/// The tables a round of a resource writes (on PostgreSQL their partitions are indexed
+/// when a full round ends).
+pub(crate) fn loaded_tables(resource: &str) -> &'static [&'static str] {
     match resource {
         "users" => &["users"],
         "groups" => &["groups", "group_members"],
         "devices" => &["managed_devices"],
+        "sign_ins" => &["sign_ins"],
+        "directory_audits" => &["directory_audits"],
+        "alerts" => &["security_alerts"],
+        _ => &[],
+    }
+}
+
+/// The tables a full round of a resource sweeps (rows whose `seen_round` is older): those
+/// of the resources listed whole (audit records are kept, not swept).
+pub(crate) fn sweep_tables(resource: &str) -> &'static [&'static str] {
+    match resource {
+        "users" | "groups" | "devices" => loaded_tables(resource),
         _ => &[],
     }
 }
@@ -1015,7 +1028,7 @@ impl Db {
         // signInActivity page took 50-85 ms instead of 3 ms at 100,000 users). The round is
         // committed either way: a failure here leaves reads slower, and the next full round
         // tries again.
-        let tables = crate::partitions::loaded_tables(&cursor.resource);
+        let tables = loaded_tables(&cursor.resource);
         if let Err(e) = self.finish_load(&cursor.connection_id, tables).await {
             tracing::warn!(resource = %cursor.resource, error = %e, "could not index or analyze a loaded partition");
         }

@@ -4,7 +4,7 @@
 //! this module only calls them. SQLite has no partitions: every call is a no-op there.
 
 use diesel::QueryableByName;
-use diesel::sql_types::Text;
+use diesel::sql_types::{Bool, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::db::{Backend, Conn};
@@ -21,24 +21,13 @@ pub(crate) const PARTITIONED: [&str; 7] = [
     "security_alerts",
 ];
 
-/// The tables a round of `resource` loads (their partitions are indexed when a full round
-/// ends).
-pub(crate) fn loaded_tables(resource: &str) -> &'static [&'static str] {
-    match resource {
-        "users" => &["users"],
-        "groups" => &["groups", "group_members"],
-        "devices" => &["managed_devices"],
-        "sign_ins" => &["sign_ins"],
-        "directory_audits" => &["directory_audits"],
-        "alerts" => &["security_alerts"],
-        _ => &[],
-    }
-}
-
+/// A connection's partition of a table, and whether it is attached.
 #[derive(QueryableByName)]
-struct Name {
+struct Partition {
     #[diesel(sql_type = Text)]
     name: String,
+    #[diesel(sql_type = Bool)]
+    attached: bool,
 }
 
 async fn call(
@@ -103,28 +92,24 @@ impl Db {
         };
         for table in PARTITIONED {
             let dropped = async {
-                let part = diesel::sql_query("SELECT tenantlink_partition($1, $2) AS name")
-                    .bind::<Text, _>(table)
-                    .bind::<Text, _>(connection_id)
-                    .get_result::<Name>(&mut *c)
-                    .await?
-                    .name;
-                let attached = diesel::sql_query(
-                    "SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
-                     WHERE c.relname = $1",
+                let Partition { name, attached } = diesel::sql_query(
+                    "SELECT p.name, EXISTS (SELECT 1 FROM pg_inherits \
+                     WHERE inhrelid = to_regclass(quote_ident(p.name))) AS attached \
+                     FROM (SELECT tenantlink_partition($1, $2) AS name) AS p",
                 )
-                .bind::<Text, _>(&part)
-                .load::<Name>(&mut *c)
+                .bind::<Text, _>(table)
+                .bind::<Text, _>(connection_id)
+                .get_result::<Partition>(&mut *c)
                 .await?;
                 // The name is a table name and an md5: nothing to escape.
-                if !attached.is_empty() {
+                if attached {
                     diesel::sql_query(format!(
-                        "ALTER TABLE {table} DETACH PARTITION \"{part}\" CONCURRENTLY"
+                        "ALTER TABLE {table} DETACH PARTITION \"{name}\" CONCURRENTLY"
                     ))
                     .execute(&mut *c)
                     .await?;
                 }
-                diesel::sql_query(format!("DROP TABLE IF EXISTS \"{part}\""))
+                diesel::sql_query(format!("DROP TABLE IF EXISTS \"{name}\""))
                     .execute(&mut *c)
                     .await?;
                 Ok::<_, Error>(())

@@ -944,6 +944,9 @@ impl SyncEngine {
         // The groups of the page before, as received: a group whose members go on over
         // several pages comes again, unchanged, at the top of the next one.
         let mut groups_before: Vec<GroupRow> = Vec::new();
+        // Whether a page's write failed: the pages in flight behind it are then not
+        // written again (see `land_all`).
+        let mut write_failed = false;
         let result = loop {
             let next = if stoppable {
                 tokio::select! {
@@ -982,6 +985,7 @@ impl SyncEngine {
                     .land_all(ctx, &mut in_flight, report, started, false)
                     .await
             {
+                write_failed = true;
                 break Err(f);
             }
             let (turn, has_turn) = tokio::sync::oneshot::channel();
@@ -1017,57 +1021,61 @@ impl SyncEngine {
             in_flight.push_back(this);
             if in_flight.len() >= PAGES_IN_FLIGHT
                 && let Some(oldest) = in_flight.pop_front()
-                && let Err(f) = self.landed(ctx, oldest, report, started).await
+                && let Err(f) = self.landed(ctx, oldest, report, started, true).await
             {
+                write_failed = true;
                 break Err(f);
             }
         };
         // The last write (or the one under way when the round stopped or failed) ends
         // before the round does; the first failure is the one reported.
         let landed = self
-            .land_all(ctx, &mut in_flight, report, started, result.is_err())
+            .land_all(ctx, &mut in_flight, report, started, write_failed)
             .await;
         result.and(landed)?;
         Ok(end)
     }
 
     /// Waits for every write in `in_flight`, in order; the first failure is returned once
-    /// all have ended. After a failure (or when `failed` already), a later page is only
-    /// waited for, never written again: it did not commit (its previous page had not), and
-    /// committing it alone would move the cursor past the page that failed.
+    /// all have ended. After a page's write failed (here, or before when `write_failed`),
+    /// the pages behind it are not written again (see [`Self::landed`]).
     async fn land_all(
         &self,
         ctx: &RunCtx<'_>,
         in_flight: &mut VecDeque<InFlight>,
         report: &mut ResourceReport,
         started: Instant,
-        failed: bool,
+        write_failed: bool,
     ) -> Result<(), Failure> {
         let mut first = Ok(());
         while let Some(write) = in_flight.pop_front() {
-            if failed || first.is_err() {
-                let _ = write.task.await;
-                continue;
-            }
-            first = self.landed(ctx, write, report, started).await;
+            let rewrite = !write_failed && first.is_ok();
+            let landed = self.landed(ctx, write, report, started, rewrite).await;
+            first = first.and(landed);
         }
         first
     }
 
-    /// Waits for a page's write; counts it and reports progress once it committed.
+    /// Waits for a page's write; counts it and reports progress once it committed. A page
+    /// that did not commit because the page before it had not is written again, alone,
+    /// when `rewrite` (the page before went again and committed); otherwise (the page
+    /// before failed) it is left out: committing it would move the cursor past the page
+    /// that failed, and the round goes on from the stored cursor.
     async fn landed(
         &self,
         ctx: &RunCtx<'_>,
         write: InFlight,
         report: &mut ResourceReport,
         started: Instant,
+        rewrite: bool,
     ) -> Result<(), Failure> {
         let (page, result) = write.task.await.map_err(|e| {
             tenantlink_store::Error::Database(format!("a page write did not finish: {e}"))
         })?;
         if result?.is_none() {
-            // The page before it went again after this one had started (both are in order
-            // now that it committed): this one goes again, alone.
+            if !rewrite {
+                return Ok(());
+            }
             self.db.write_page(&page, &write.cursor, write.at).await?;
         }
         report.pages += 1;

@@ -106,136 +106,25 @@ BEGIN
 END
 $$;
 
--- The tables, partitioned; their rows move to their connections' new partitions (rows of
--- no connection, which only a bug could have left, go with the old tables).
-ALTER TABLE users RENAME TO users_unpartitioned;
-ALTER TABLE users_unpartitioned RENAME CONSTRAINT users_pkey TO users_unpartitioned_pkey;
-CREATE TABLE users (
-    connection_id TEXT COLLATE "C" NOT NULL,
-    id TEXT COLLATE "C" NOT NULL,
-    display_name TEXT,
-    user_principal_name TEXT,
-    given_name TEXT,
-    surname TEXT,
-    mail TEXT,
-    department TEXT,
-    job_title TEXT,
-    office_location TEXT,
-    mobile_phone TEXT,
-    account_enabled BOOLEAN,
-    user_type TEXT,
-    created_at TIMESTAMP,
-    manager_id TEXT,
-    last_sign_in_at TIMESTAMP,
-    last_non_interactive_sign_in_at TIMESTAMP,
-    deleted_at TIMESTAMP,
-    seen_round BIGINT NOT NULL,
-    PRIMARY KEY (connection_id, id)
-) PARTITION BY LIST (connection_id);
-
-ALTER TABLE groups RENAME TO groups_unpartitioned;
-ALTER TABLE groups_unpartitioned RENAME CONSTRAINT groups_pkey TO groups_unpartitioned_pkey;
-CREATE TABLE groups (
-    connection_id TEXT COLLATE "C" NOT NULL,
-    id TEXT COLLATE "C" NOT NULL,
-    display_name TEXT,
-    description TEXT,
-    mail TEXT,
-    mail_nickname TEXT,
-    kind TEXT NOT NULL,
-    group_types TEXT NOT NULL,
-    mail_enabled BOOLEAN,
-    security_enabled BOOLEAN,
-    visibility TEXT,
-    created_at TIMESTAMP,
-    deleted_at TIMESTAMP,
-    seen_round BIGINT NOT NULL,
-    PRIMARY KEY (connection_id, id)
-) PARTITION BY LIST (connection_id);
-
-ALTER TABLE group_members RENAME TO group_members_unpartitioned;
-ALTER TABLE group_members_unpartitioned RENAME CONSTRAINT group_members_pkey TO group_members_unpartitioned_pkey;
-CREATE TABLE group_members (
-    connection_id TEXT COLLATE "C" NOT NULL,
-    group_id TEXT COLLATE "C" NOT NULL,
-    member_id TEXT COLLATE "C" NOT NULL,
-    member_type TEXT NOT NULL,
-    seen_round BIGINT NOT NULL,
-    PRIMARY KEY (connection_id, group_id, member_id)
-) PARTITION BY LIST (connection_id);
-
-ALTER TABLE managed_devices RENAME TO managed_devices_unpartitioned;
-ALTER TABLE managed_devices_unpartitioned RENAME CONSTRAINT managed_devices_pkey TO managed_devices_unpartitioned_pkey;
-CREATE TABLE managed_devices (
-    connection_id TEXT COLLATE "C" NOT NULL,
-    id TEXT COLLATE "C" NOT NULL,
-    device_name TEXT,
-    user_id TEXT,
-    user_principal_name TEXT,
-    operating_system TEXT,
-    os_version TEXT,
-    compliance_state TEXT,
-    owner_type TEXT,
-    is_encrypted BOOLEAN,
-    manufacturer TEXT,
-    model TEXT,
-    serial_number TEXT,
-    azure_ad_device_id TEXT,
-    enrolled_at TIMESTAMP,
-    last_sync_at TIMESTAMP,
-    seen_round BIGINT NOT NULL,
-    PRIMARY KEY (connection_id, id)
-) PARTITION BY LIST (connection_id);
-
-ALTER TABLE sign_ins RENAME TO sign_ins_unpartitioned;
-ALTER TABLE sign_ins_unpartitioned RENAME CONSTRAINT sign_ins_pkey TO sign_ins_unpartitioned_pkey;
-CREATE TABLE sign_ins (
-    connection_id TEXT COLLATE "C" NOT NULL,
-    id TEXT COLLATE "C" NOT NULL,
-    created_at TIMESTAMP NOT NULL,
-    user_id TEXT,
-    user_principal_name TEXT,
-    app_display_name TEXT,
-    ip_address TEXT,
-    status_code BIGINT,
-    raw TEXT NOT NULL,
-    PRIMARY KEY (connection_id, id)
-) PARTITION BY LIST (connection_id);
-
-ALTER TABLE directory_audits RENAME TO directory_audits_unpartitioned;
-ALTER TABLE directory_audits_unpartitioned RENAME CONSTRAINT directory_audits_pkey TO directory_audits_unpartitioned_pkey;
-CREATE TABLE directory_audits (
-    connection_id TEXT COLLATE "C" NOT NULL,
-    id TEXT COLLATE "C" NOT NULL,
-    activity_at TIMESTAMP NOT NULL,
-    activity_display_name TEXT,
-    category TEXT,
-    result TEXT,
-    raw TEXT NOT NULL,
-    PRIMARY KEY (connection_id, id)
-) PARTITION BY LIST (connection_id);
-
-ALTER TABLE security_alerts RENAME TO security_alerts_unpartitioned;
-ALTER TABLE security_alerts_unpartitioned RENAME CONSTRAINT security_alerts_pkey TO security_alerts_unpartitioned_pkey;
-CREATE TABLE security_alerts (
-    connection_id TEXT COLLATE "C" NOT NULL,
-    id TEXT COLLATE "C" NOT NULL,
-    created_at TIMESTAMP NOT NULL,
-    updated_at TIMESTAMP,
-    title TEXT,
-    severity TEXT,
-    status TEXT,
-    raw TEXT NOT NULL,
-    PRIMARY KEY (connection_id, id)
-) PARTITION BY LIST (connection_id);
-
+-- The tables, partitioned: each keeps its columns (LIKE the old table: types, collations,
+-- NOT NULL, defaults) and its primary key. Their rows move to their connections' new
+-- partitions; rows of no connection, which only a bug could have left, go with the old
+-- tables.
 DO $$
 DECLARE
     tbl text;
+    pkey text;
     conn text;
 BEGIN
     FOREACH tbl IN ARRAY ARRAY['users', 'groups', 'group_members', 'managed_devices',
                                'sign_ins', 'directory_audits', 'security_alerts'] LOOP
+        SELECT pg_get_constraintdef(oid) INTO STRICT pkey
+            FROM pg_constraint WHERE conrelid = tbl::regclass AND contype = 'p';
+        EXECUTE format('ALTER TABLE %I RENAME TO %I', tbl, tbl || '_unpartitioned');
+        EXECUTE format('ALTER TABLE %I RENAME CONSTRAINT %I TO %I',
+            tbl || '_unpartitioned', tbl || '_pkey', tbl || '_unpartitioned_pkey');
+        EXECUTE format('CREATE TABLE %I (LIKE %I INCLUDING DEFAULTS, %s) PARTITION BY LIST (connection_id)',
+            tbl, tbl || '_unpartitioned', pkey);
         FOR conn IN SELECT id FROM connections LOOP
             PERFORM tenantlink_add_partition(tbl, conn);
         END LOOP;
