@@ -247,8 +247,9 @@ const ALERTS: Spec = Spec {
 /// The plain `INSERT … SELECT` of `spec`'s rows on `backend` and, apart, the `ON CONFLICT`
 /// clause that makes it an upsert. Binds: 1 connection id, 2 round, then the rows: on
 /// PostgreSQL 3… one `text[]` per column of `spec` (see `columns.rs`), on SQLite 3 a JSON
-/// array.
-fn insert_sql(spec: &Spec, backend: Backend) -> (String, String) {
+/// array. With `partition` (PostgreSQL) the rows go into that partition of `spec.table`
+/// (aliased as the table), whose key leaves out the connection.
+fn insert_sql(spec: &Spec, backend: Backend, partition: Option<&str>) -> (String, String) {
     let names: Vec<&str> = spec.columns.iter().map(|(n, _)| *n).collect();
     let mut insert_cols = vec!["connection_id"];
     if spec.stamped {
@@ -295,7 +296,11 @@ fn insert_sql(spec: &Spec, backend: Backend) -> (String, String) {
             "FROM json_each(?3) WHERE true".to_owned()
         }
     };
-    let mut key = vec!["connection_id"];
+    let mut key = if partition.is_some() {
+        vec![]
+    } else {
+        vec!["connection_id"]
+    };
     key.extend(&names[..spec.key]);
     let mut updated: Vec<&str> = names[spec.key..].to_vec();
     if spec.stamped {
@@ -324,10 +329,14 @@ fn insert_sql(spec: &Spec, backend: Backend) -> (String, String) {
             new.join(", ")
         )
     };
+    // A partition's name is a table name and an md5: nothing to escape.
+    let target = partition.map_or_else(
+        || spec.table.to_owned(),
+        |p| format!("\"{p}\" AS {}", spec.table),
+    );
     (
         format!(
-            "INSERT INTO {} ({}) SELECT {} {source}",
-            spec.table,
+            "INSERT INTO {target} ({}) SELECT {} {source}",
             insert_cols.join(", "),
             select.join(", "),
         ),
@@ -481,22 +490,41 @@ enum Binds {
     Mark(NaiveDateTime, i64),
 }
 
+/// How a page's membership edges are written. On PostgreSQL a connection's partition of
+/// them is keyed (made unique) only when its first load ends, like its other indexes
+/// (migration `2026-12-08-000002_key_membership_edges_after_load`): keeping the key up to
+/// date row by row was most of the database's time for 1.1M edges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Edges<'a> {
+    /// Upserts into the table, whose primary key is the arbiter (SQLite).
+    Table,
+    /// The connection's first full round of groups on PostgreSQL: a plain insert through
+    /// the parent (`ON CONFLICT DO NOTHING`, which also holds should the key exist
+    /// already). An edge sent twice is stored twice until the key's build keeps one.
+    FirstLoad,
+    /// Upserts into the connection's partition (this name), whose key is the arbiter.
+    Keyed(&'a str),
+}
+
 fn statements<'p>(
     backend: Backend,
     page: &'p PageWrite,
     round: i64,
     at: NaiveDateTime,
+    edges: Edges<'_>,
 ) -> Vec<Statement<'p>> {
     let mut out = Vec::new();
-    let upsert = |spec: &'static Spec, rows: &'p dyn Rows| {
-        let (insert, on_conflict) = insert_sql(spec, backend);
+    let upsert = |spec: &'static Spec, rows: &'p dyn Rows, partition: Option<&str>| {
+        let (insert, on_conflict) = insert_sql(spec, backend, partition);
+        let fresh = (backend == Backend::Postgres).then(|| match partition {
+            // The plain insert goes through the parent, like every other.
+            Some(_) => insert_sql(spec, backend, None).0,
+            None => insert.clone(),
+        });
         Statement {
             sql: format!("{insert} {on_conflict}"),
             rows,
-            kind: Binds::Upsert {
-                round,
-                fresh: (backend == Backend::Postgres).then_some(insert),
-            },
+            kind: Binds::Upsert { round, fresh },
             columns: (backend == Backend::Postgres).then_some(spec.columns),
             max_rows: usize::MAX,
         }
@@ -573,13 +601,26 @@ fn statements<'p>(
         });
     }
     if !page.users.is_empty() {
-        out.push(upsert(&USERS, &page.users));
+        out.push(upsert(&USERS, &page.users, None));
     }
     if !page.groups.is_empty() {
-        out.push(upsert(&GROUPS, &page.groups));
+        out.push(upsert(&GROUPS, &page.groups, None));
     }
     if !page.members_added.is_empty() {
-        out.push(upsert(&MEMBERS, &page.members_added));
+        out.push(match edges {
+            Edges::Table => upsert(&MEMBERS, &page.members_added, None),
+            Edges::Keyed(partition) => upsert(&MEMBERS, &page.members_added, Some(partition)),
+            Edges::FirstLoad => {
+                let (insert, _) = insert_sql(&MEMBERS, backend, None);
+                Statement {
+                    sql: format!("{insert} ON CONFLICT DO NOTHING"),
+                    rows: &page.members_added,
+                    kind: Binds::Upsert { round, fresh: None },
+                    columns: (backend == Backend::Postgres).then_some(MEMBERS.columns),
+                    max_rows: usize::MAX,
+                }
+            }
+        });
     }
     if !page.sign_in_activity.is_empty() {
         let sql = match backend {
@@ -623,16 +664,16 @@ fn statements<'p>(
         });
     }
     if !page.devices.is_empty() {
-        out.push(upsert(&DEVICES, &page.devices));
+        out.push(upsert(&DEVICES, &page.devices, None));
     }
     if !page.sign_ins.is_empty() {
-        out.push(upsert(&SIGN_INS, &page.sign_ins));
+        out.push(upsert(&SIGN_INS, &page.sign_ins, None));
     }
     if !page.audits.is_empty() {
-        out.push(upsert(&AUDITS, &page.audits));
+        out.push(upsert(&AUDITS, &page.audits, None));
     }
     if !page.alerts.is_empty() {
-        out.push(upsert(&ALERTS, &page.alerts));
+        out.push(upsert(&ALERTS, &page.alerts, None));
     }
     out
 }
@@ -914,8 +955,20 @@ impl Db {
         at: NaiveDateTime,
         order: PageOrder,
     ) -> Result<Option<usize>, Error> {
-        let statements = statements(self.backend(), page, cursor.round, at);
         let backend = self.backend();
+        let keyed;
+        let edges = if backend == Backend::Sqlite {
+            Edges::Table
+        } else if cursor.round == 1 && cursor.full_round {
+            Edges::FirstLoad
+        } else if page.members_added.is_empty() {
+            // No edges to upsert: the partition's name is not needed.
+            Edges::FirstLoad
+        } else {
+            keyed = self.keyed_edges(&cursor.connection_id).await?;
+            Edges::Keyed(&keyed)
+        };
+        let statements = statements(backend, page, cursor.round, at, edges);
         let started = std::sync::Mutex::new(order.started);
         let previous = order.previous.as_ref();
         let turn = format!("{}:{}", cursor.connection_id, cursor.resource);
@@ -1043,7 +1096,7 @@ mod tests {
     #[test]
     fn upsert_sql_filters_unchanged_rows() {
         let upsert_sql = |spec, backend| {
-            let (insert, on_conflict) = insert_sql(spec, backend);
+            let (insert, on_conflict) = insert_sql(spec, backend, None);
             format!("{insert} {on_conflict}")
         };
         let pg = upsert_sql(&MEMBERS, Backend::Postgres);
@@ -1057,7 +1110,7 @@ mod tests {
              DISTINCT FROM (excluded.member_type, excluded.seen_round)"
         );
         // Values arrive as text and are cast to their column's type.
-        let (insert, _) = insert_sql(&SIGN_INS, Backend::Postgres);
+        let (insert, _) = insert_sql(&SIGN_INS, Backend::Postgres, None);
         assert!(
             insert.contains("SELECT $1, x.id, x.created_at::timestamp, x.user_id,"),
             "{insert}"

@@ -136,6 +136,9 @@ pub struct Db {
     /// SQLite write transactions of this process take turns here, first come first served:
     /// SQLite's own busy wait polls, so a busy writer could starve the others.
     sqlite_writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// PostgreSQL: the connections whose partition of membership edges is known to have its
+    /// key, with that partition's name (see `partitions.rs`).
+    pub(crate) keyed_edges: crate::partitions::KeyedEdges,
     /// The URL the pool connects to (kept for migrations, which need an owned connection).
     url: std::sync::Arc<str>,
 }
@@ -265,6 +268,7 @@ impl Db {
         let db = Self {
             pools,
             sqlite_writer: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            keyed_edges: crate::partitions::KeyedEdges::default(),
             url: url.into(),
         };
         db.ping().await?;

@@ -112,8 +112,13 @@ async fn pages_upsert_delete_and_sweep_on_both_backends() {
         assert_eq!(written, 9, "{:?}", t.backend());
         let stored = db.cursor(&conn.id, "users").await.unwrap().unwrap();
         assert_eq!((stored.round, &stored.next_link), (1, &c1.next_link));
-        // The same page again: nothing changes on PostgreSQL (unchanged rows not rewritten).
-        let again = db.write_page(&page, &c1, now()).await.unwrap();
+        // The same page again, in a later round: nothing changes on PostgreSQL (unchanged
+        // rows are not rewritten).
+        let later = Cursor {
+            full_round: false,
+            ..c1.clone()
+        };
+        let again = db.write_page(&page, &later, now()).await.unwrap();
         if t.backend() == Backend::Postgres {
             assert_eq!(again, 0);
         }
@@ -619,7 +624,23 @@ async fn postgres_partitions_are_per_connection_and_indexed_when_their_first_loa
     db.write_page(&page, &cursor(&a, "users", 1), now())
         .await
         .unwrap();
-    for (table, rows) in [("users", 2), ("groups", 2), ("group_members", 3)] {
+    // The edges' partition has no index at all while it loads, not even its key: an edge
+    // Graph sends again is stored again, until the key is built.
+    let all_indexes = |conn: &Connection| {
+        format!(
+            "SELECT count(*) FROM pg_indexes WHERE tablename = {}",
+            part("group_members", conn)
+        )
+    };
+    assert_eq!(t.scalar(&all_indexes(&a)).await, 0);
+    let again = PageWrite {
+        members_added: vec![edge("g1", "u1", "user")],
+        ..PageWrite::default()
+    };
+    db.write_page(&again, &cursor(&a, "groups", 1), now())
+        .await
+        .unwrap();
+    for (table, rows) in [("users", 2), ("groups", 2), ("group_members", 4)] {
         let in_partition = format!(
             "SELECT count(*) FROM {table} WHERE tableoid = to_regclass({})",
             part(table, &a)
@@ -636,8 +657,36 @@ async fn postgres_partitions_are_per_connection_and_indexed_when_their_first_loa
     end.next_link = None;
     db.finish_full_round(&end).await.unwrap();
     assert_eq!(t.scalar(&indexes("groups", &a)).await, 2);
-    assert_eq!(t.scalar(&indexes("group_members", &a)).await, 1);
+    // The key (one of each repeated edge kept) and the member index.
+    assert_eq!(t.scalar(&indexes("group_members", &a)).await, 2);
+    assert_eq!(db.counts(&a.id).await.unwrap().group_members, 3);
     assert_eq!(t.scalar(&indexes("users", &b)).await, 0);
+    // Later rounds upsert edges through the key: unchanged ones are not written.
+    let mut later = cursor(&a, "groups", 1);
+    later.full_round = false;
+    assert_eq!(db.write_page(&again, &later, now()).await.unwrap(), 0);
+    // A first load that never ended (the round started over): the next round's first
+    // write of edges builds the key, one of each repeated edge kept, and upserts.
+    for _ in 0..2 {
+        db.write_page(&again, &cursor(&b, "groups", 1), now())
+            .await
+            .unwrap();
+    }
+    assert_eq!(db.counts(&b.id).await.unwrap().group_members, 2);
+    assert_eq!(t.scalar(&all_indexes(&b)).await, 0);
+    let round2 = PageWrite {
+        members_added: vec![edge("g1", "u1", "user"), edge("g1", "u2", "user")],
+        ..PageWrite::default()
+    };
+    assert_eq!(
+        db.write_page(&round2, &cursor(&b, "groups", 2), now())
+            .await
+            .unwrap(),
+        2,
+        "u1's edge stamped with round 2, u2's new"
+    );
+    assert_eq!(db.counts(&b.id).await.unwrap().group_members, 2);
+    assert_eq!(t.scalar(&all_indexes(&b)).await, 2);
     assert_eq!(
         db.transitive_groups(&a.id, "u2").await.unwrap(),
         vec!["g1", "g2"]
@@ -694,19 +743,22 @@ async fn postgres_partitioning_migration_keeps_every_connections_rows_both_ways(
     let partitioned = "SELECT count(*) FROM pg_partitioned_table";
     assert_eq!(t.scalar(partitioned).await, 7);
     // Down, then up again: the counts stay.
+    macro_rules! migration {
+        ($path:literal) => {
+            include_str!(concat!("../../../migrations/postgres/2026-12-08-", $path))
+        };
+    }
+    let keyed = "SELECT count(*) FROM pg_constraint \
+                 WHERE conrelid = 'group_members'::regclass AND contype = 'p'";
+    assert_eq!(t.scalar(keyed).await, 0, "the parent has no key");
     for (sql, tables) in [
         (
-            include_str!(
-                "../../../migrations/postgres/2026-12-08-000001_partition_synced_tables/down.sql"
-            ),
-            0,
-        ),
-        (
-            include_str!(
-                "../../../migrations/postgres/2026-12-08-000001_partition_synced_tables/up.sql"
-            ),
+            migration!("000002_key_membership_edges_after_load/down.sql"),
             7,
         ),
+        (migration!("000001_partition_synced_tables/down.sql"), 0),
+        (migration!("000001_partition_synced_tables/up.sql"), 7),
+        (migration!("000002_key_membership_edges_after_load/up.sql"), 7),
     ] {
         db.execute_admin(sql).await.unwrap();
         assert_eq!(t.scalar(partitioned).await, tables);
@@ -723,6 +775,13 @@ async fn postgres_partitioning_migration_keeps_every_connections_rows_both_ways(
         a.id
     );
     assert_eq!(t.scalar(&users_indexes).await, 6);
+    let edges_key = format!(
+        "SELECT count(*) FROM pg_indexes WHERE indexname = \
+         tenantlink_partition('group_members', '{}') || '_key'",
+        b.id
+    );
+    assert_eq!(t.scalar(&edges_key).await, 1);
+    assert_eq!(t.scalar(keyed).await, 0, "the parent has no key");
     assert_eq!(
         db.transitive_groups(&b.id, "shared").await.unwrap(),
         vec!["g1"]
