@@ -957,16 +957,15 @@ impl Db {
     ) -> Result<Option<usize>, Error> {
         let backend = self.backend();
         let keyed;
-        let edges = if backend == Backend::Sqlite {
-            Edges::Table
-        } else if cursor.round == 1 && cursor.full_round {
-            Edges::FirstLoad
-        } else if page.members_added.is_empty() {
-            // No edges to upsert: the partition's name is not needed.
-            Edges::FirstLoad
-        } else {
-            keyed = self.keyed_edges(&cursor.connection_id).await?;
-            Edges::Keyed(&keyed)
+        let first_load = cursor.round == 1 && cursor.full_round;
+        let edges = match backend {
+            Backend::Sqlite => Edges::Table,
+            // The first full round of groups, or a page without edges: no key needed.
+            Backend::Postgres if first_load || page.members_added.is_empty() => Edges::FirstLoad,
+            Backend::Postgres => {
+                keyed = self.keyed_edges(&cursor.connection_id).await?;
+                Edges::Keyed(&keyed)
+            }
         };
         let statements = statements(backend, page, cursor.round, at, edges);
         let started = std::sync::Mutex::new(order.started);

@@ -758,7 +758,10 @@ async fn postgres_partitioning_migration_keeps_every_connections_rows_both_ways(
         ),
         (migration!("000001_partition_synced_tables/down.sql"), 0),
         (migration!("000001_partition_synced_tables/up.sql"), 7),
-        (migration!("000002_key_membership_edges_after_load/up.sql"), 7),
+        (
+            migration!("000002_key_membership_edges_after_load/up.sql"),
+            7,
+        ),
     ] {
         db.execute_admin(sql).await.unwrap();
         assert_eq!(t.scalar(partitioned).await, tables);
