@@ -106,7 +106,6 @@ impl Columns {
     }
 
     /// Rows added.
-    #[cfg(test)]
     pub(crate) fn rows(&self) -> usize {
         self.rows as usize
     }

@@ -414,6 +414,17 @@ enum Chunk {
     Columns(Columns),
 }
 
+impl Chunk {
+    /// How many rows it holds (counted for columns only: JSON goes to statements that are
+    /// never tried as a plain `INSERT` first).
+    fn rows(&self) -> usize {
+        match self {
+            Chunk::Json(_) => 0,
+            Chunk::Columns(columns) => columns.rows(),
+        }
+    }
+}
+
 /// The next chunk of `rows` (see [`next_chunk`]): one array per column of `columns` when
 /// the statement takes them, else JSON.
 fn next_chunk_of(
@@ -704,29 +715,19 @@ pub(crate) fn sweep_tables(resource: &str) -> &'static [&'static str] {
     }
 }
 
-/// Synced pages may skip waiting for the WAL flush at commit (PostgreSQL's
-/// `synchronous_commit = off`, for this transaction only): a database crash can then lose
-/// the last fraction of a second of pages, but never a page without its cursor, so the next
-/// run simply syncs them again. It never corrupts or half-applies anything.
-async fn relax_commit<C>(c: &mut C, backend: Backend) -> Result<(), Error>
-where
-    C: diesel_async::SimpleAsyncConnection + Send,
-{
-    if backend == Backend::Postgres {
-        c.batch_execute("SET LOCAL synchronous_commit TO OFF")
-            .await?;
-    }
-    Ok(())
-}
-
 /// The most plain `INSERT`s a page write tries, each in its own savepoint: PostgreSQL keeps
 /// the ids of 64 subtransactions per transaction in shared memory, and past that every
 /// other session's visibility checks get slower.
 const MAX_FRESH_TRIES: usize = 48;
 
-/// Runs a page's statements, chunk by chunk. On PostgreSQL an upsert's chunk is first tried
-/// as a plain `INSERT` in a savepoint: rows that are all new (a first full round, new
-/// members, new sign-ins) then skip the upsert's speculative insertion, a quarter of the
+/// The fewest rows a chunk tried as a plain `INSERT` first has: for a few rows (a groups
+/// page's groups, about ten) the savepoint's two round trips cost more than the upsert's
+/// speculative insertion saves.
+const MIN_FRESH_ROWS: usize = 100;
+
+/// Runs a page's statements, chunk by chunk. On PostgreSQL an upsert's chunk of at least
+/// [`MIN_FRESH_ROWS`] rows is first tried as a plain `INSERT` in a savepoint: rows that are
+/// all new (a first full round, new members, new sign-ins) then skip the upsert's speculative insertion, a quarter of the
 /// cost of 1.1M membership edges. The first chunk with a row already stored rolls back to
 /// the savepoint and goes as the upsert, as do that statement's later chunks. A row another
 /// page is inserting at the same moment makes the `INSERT` wait for it, as the upsert
@@ -744,6 +745,7 @@ macro_rules! run_statements {
             while let Some(chunk) = next_chunk_of(st.columns, st.rows, st.max_rows, &mut next)? {
                 if let Some((insert, round)) = fresh
                     && tries < MAX_FRESH_TRIES
+                    && chunk.rows() >= MIN_FRESH_ROWS
                 {
                     tries += 1;
                     let tried = ::diesel_async::AsyncConnection::transaction::<
@@ -853,9 +855,23 @@ const TURNS: i64 = PAGES_IN_FLIGHT as i64 + 1;
 
 /// Waits for, and holds to the end of the transaction, advisory lock `pages` mod [`TURNS`]
 /// of `turn` (a connection and resource). PostgreSQL only.
+///
+/// With `relaxed` (a page's first statement), the same round trip lets the transaction's
+/// commit skip waiting for the WAL flush (`synchronous_commit = off`, for this transaction
+/// only): a database crash can then lose the last fraction of a second of pages, but never
+/// a page without its cursor, so the next run simply syncs them again. It never corrupts
+/// or half-applies anything.
 macro_rules! take_turn {
     ($c:expr, $turn:expr, $pages:expr) => {
-        prepared("SELECT pg_advisory_xact_lock(hashtext($1), $2)")
+        take_turn!(@ $c, $turn, $pages, "SELECT pg_advisory_xact_lock(hashtext($1), $2)")
+    };
+    ($c:expr, $turn:expr, $pages:expr,relaxed) => {
+        take_turn!(@ $c, $turn, $pages,
+            "SELECT pg_advisory_xact_lock(hashtext($1), $2), \
+             set_config('synchronous_commit', 'off', true)")
+    };
+    (@ $c:expr, $turn:expr, $pages:expr, $sql:expr) => {
+        prepared($sql)
             .bind(Bind::Text($turn))
             .bind(Bind::Integer(($pages).rem_euclid(TURNS) as i32))
             .execute($c)
@@ -958,7 +974,7 @@ impl Db {
         let backend = self.backend();
         let keyed;
         let first_load = cursor.round == 1 && cursor.full_round;
-        let edges = match backend {
+        let edge_writes = match backend {
             Backend::Sqlite => Edges::Table,
             // The first full round of groups, or a page without edges: no key needed.
             Backend::Postgres if first_load || page.members_added.is_empty() => Edges::FirstLoad,
@@ -967,7 +983,7 @@ impl Db {
                 Edges::Keyed(&keyed)
             }
         };
-        let statements = statements(backend, page, cursor.round, at, edges);
+        let statements = statements(backend, page, cursor.round, at, edge_writes);
         let started = std::sync::Mutex::new(order.started);
         let previous = order.previous.as_ref();
         let turn = format!("{}:{}", cursor.connection_id, cursor.resource);
@@ -981,7 +997,7 @@ impl Db {
             let (statements, started, turn) = (&statements, &started, turn.as_str());
             write_transaction!(&mut conn, async move |c| {
                 if backend == Backend::Postgres {
-                    take_turn!(&mut *c, turn, cursor.pages);
+                    take_turn!(&mut *c, turn, cursor.pages, relaxed);
                     if let Some(alone) = edges {
                         lock_edges!(&mut *c, &cursor.connection_id, alone);
                     }
@@ -989,7 +1005,6 @@ impl Db {
                 if let Some(tx) = started.lock().ok().and_then(|mut s| s.take()) {
                     let _ = tx.send(());
                 }
-                relax_commit(c, backend).await?;
                 let id = cursor.connection_id.as_str();
                 let n = run_statements!(&mut *c, id, statements);
                 if let Some(previous) = previous {
