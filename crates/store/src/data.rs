@@ -625,10 +625,8 @@ fn statements<'p>(
                 let (insert, _) = insert_sql(&MEMBERS, backend, None);
                 Statement {
                     sql: format!("{insert} ON CONFLICT DO NOTHING"),
-                    rows: &page.members_added,
                     kind: Binds::Upsert { round, fresh: None },
-                    columns: (backend == Backend::Postgres).then_some(MEMBERS.columns),
-                    max_rows: usize::MAX,
+                    ..upsert(&MEMBERS, &page.members_added, None)
                 }
             }
         });
@@ -727,8 +725,8 @@ const MIN_FRESH_ROWS: usize = 100;
 
 /// Runs a page's statements, chunk by chunk. On PostgreSQL an upsert's chunk of at least
 /// [`MIN_FRESH_ROWS`] rows is first tried as a plain `INSERT` in a savepoint: rows that are
-/// all new (a first full round, new members, new sign-ins) then skip the upsert's speculative insertion, a quarter of the
-/// cost of 1.1M membership edges. The first chunk with a row already stored rolls back to
+/// all new (a first full round, new members, new sign-ins) then skip the upsert's
+/// speculative insertion, a quarter of the cost of 1.1M membership edges. The first chunk with a row already stored rolls back to
 /// the savepoint and goes as the upsert, as do that statement's later chunks. A row another
 /// page is inserting at the same moment makes the `INSERT` wait for it, as the upsert
 /// would, and then fail over the same way.

@@ -1,7 +1,8 @@
 //! PostgreSQL's per-connection partitions of the synced tables: added with a connection,
-//! indexed (and the membership edges keyed) when a first load ends, dropped after a purge. The partitions and their indexes
-//! are defined once, by SQL functions of migration `2026-12-08-000001_partition_synced_tables`;
-//! this module only calls them. SQLite has no partitions: every call is a no-op there.
+//! indexed (the membership edges keyed too) when a first load ends, dropped after a purge.
+//! The partitions and their indexes are defined once, by SQL functions of migrations
+//! `2026-12-08-000001_partition_synced_tables` and
+//! `2026-12-08-000002_key_membership_edges_after_load`; this module only calls them. SQLite has no partitions: every call is a no-op there.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -131,24 +132,18 @@ impl Db {
         // groups: the longest builds start first).
         let queue = Mutex::new(builds);
         let builder = || async {
-            let mut c: Option<Conn> = None;
-            loop {
-                let Some((table, suffix)) = queue.lock().ok().and_then(|mut q| q.pop()) else {
-                    return Ok::<_, Error>(());
-                };
-                if c.is_none() {
-                    c = self.pg_conn().await?;
-                }
-                let Some(Conn::Postgres(c)) = c.as_mut() else {
-                    return Ok(());
-                };
+            let Some(Conn::Postgres(mut c)) = self.pg_conn().await? else {
+                return Ok(());
+            };
+            while let Some((table, suffix)) = queue.lock().ok().and_then(|mut q| q.pop()) {
                 diesel::sql_query("SELECT tenantlink_build_index($1, $2, $3)")
                     .bind::<Text, _>(table)
                     .bind::<Text, _>(connection_id)
                     .bind::<Text, _>(&suffix)
-                    .execute(&mut **c)
+                    .execute(&mut *c)
                     .await?;
             }
+            Ok::<_, Error>(())
         };
         tokio::try_join!(builder(), builder())?;
         let Some(Conn::Postgres(mut c)) = self.pg_conn().await? else {

@@ -1,18 +1,14 @@
 -- Back to the primary key of 2026-12-08-000001 on the parent (each partition gets its
--- index from it) and that migration's functions. Repeated edges of a first load still in
--- progress go first, one row of each kept.
+-- index from it) and that migration's functions. A first load still in progress has its
+-- edges keyed first, which keeps one row of each repeated edge; then every partition's
+-- own key goes.
 DO $$
 DECLARE
-    part text;
+    conn text;
 BEGIN
-    FOR part IN SELECT tenantlink_partition('group_members', id) FROM connections LOOP
-        IF to_regclass(quote_ident(part)) IS NOT NULL THEN
-            EXECUTE format('DROP INDEX IF EXISTS %I', part || '_key');
-            EXECUTE format(
-                'DELETE FROM %1$I WHERE ctid IN (SELECT ctid FROM (SELECT ctid, row_number() '
-                'OVER (PARTITION BY group_id, member_id) AS n FROM %1$I) AS r WHERE n > 1)',
-                part);
-        END IF;
+    FOR conn IN SELECT id FROM connections LOOP
+        PERFORM tenantlink_build_index('group_members', conn, 'key');
+        EXECUTE format('DROP INDEX IF EXISTS %I', tenantlink_partition('group_members', conn) || '_key');
     END LOOP;
 END
 $$;

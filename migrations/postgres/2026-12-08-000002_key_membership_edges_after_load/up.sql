@@ -63,6 +63,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     part text := tenantlink_partition(tbl, conn);
     idx record;
+    build text;
 BEGIN
     SELECT * INTO STRICT idx FROM tenantlink_partition_indexes(tbl) AS i
         WHERE i.suffix = tenantlink_build_index.suffix;
@@ -70,19 +71,19 @@ BEGIN
         OR to_regclass(quote_ident(part || '_' || suffix)) IS NOT NULL THEN
         RETURN;
     END IF;
+    build := format('CREATE %s INDEX %I ON %I %s',
+        CASE WHEN idx.is_unique THEN 'UNIQUE' ELSE '' END,
+        part || '_' || suffix, part, idx.definition);
     -- A sorted build of a large load stays in memory.
     PERFORM set_config('maintenance_work_mem', '128MB', true);
     BEGIN
-        EXECUTE format('CREATE %s INDEX %I ON %I %s',
-            CASE WHEN idx.is_unique THEN 'UNIQUE' ELSE '' END,
-            part || '_' || suffix, part, idx.definition);
+        EXECUTE build;
     EXCEPTION WHEN unique_violation THEN
         EXECUTE format(
             'DELETE FROM %1$I WHERE ctid IN (SELECT ctid FROM (SELECT ctid, row_number() '
             'OVER (PARTITION BY %2$s) AS n FROM %1$I) AS r WHERE n > 1)',
             part, btrim(idx.definition, '()'));
-        EXECUTE format('CREATE UNIQUE INDEX %I ON %I %s',
-            part || '_' || suffix, part, idx.definition);
+        EXECUTE build;
     END;
 END
 $$;
